@@ -1,0 +1,12 @@
+//! The `fl` command's library: config files, run folders, summaries, plots, benchmarks.
+//!
+//! The binary (`src/main.rs`) only parses arguments and calls these functions; another
+//! program can call them the same way.
+
+pub mod bench;
+pub mod config;
+pub mod plot;
+pub mod progress;
+pub mod run_dir;
+pub mod summary;
+pub mod train;

@@ -1,0 +1,97 @@
+//! `fl train`: one federated run from a config, written to a run folder.
+
+use crate::plot::{LineChart, Series};
+use crate::progress::rounds_bar;
+use crate::run_dir::RunDir;
+use crate::summary::Summary;
+use anyhow::Result;
+use fl_core::experiment::Experiment;
+use fl_core::{FedConfig, RoundMetrics};
+use std::path::Path;
+
+/// Runs `config`, writing `config.toml`, `metrics.jsonl` (after every round), `summary.json`,
+/// `accuracy.png` and `loss.png` into `out`.
+pub fn run(config: &FedConfig, out: &Path, progress: bool) -> Result<Summary> {
+    config.validate()?;
+    let dir = RunDir::create(out)?;
+    dir.write_config(config)?;
+    let mut exp = Experiment::build(config)?;
+    let fed = &mut exp.federation;
+    let parameters = fed.spec().num_params();
+    tracing::info!(
+        parameters,
+        clients = config.clients,
+        "starting {}",
+        config.name
+    );
+    let bar = if progress {
+        rounds_bar(config.rounds as u64, &config.name)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut rows: Vec<RoundMetrics> = Vec::new();
+    while !fed.is_finished(rows.last()) {
+        let m = fed.run_round()?;
+        if let Some(e) = &m.test {
+            bar.set_message(format!("acc {:.4} loss {:.4}", e.accuracy, e.loss));
+        }
+        bar.inc(1);
+        rows.push(m);
+        dir.write_jsonl("metrics.jsonl", &rows)?;
+    }
+    bar.finish();
+    let summary = Summary::new(config, parameters, &rows);
+    dir.write_json("summary.json", &summary)?;
+    draw_curves(&dir, &config.name, &rows)?;
+    Ok(summary)
+}
+
+/// `accuracy.png` (test accuracy per round) and `loss.png` (train and test loss).
+pub fn draw_curves(dir: &RunDir, name: &str, rows: &[RoundMetrics]) -> Result<()> {
+    let pts = |f: fn(&fl_core::eval::Evaluation) -> f64| -> Vec<(f64, f64)> {
+        rows.iter()
+            .filter_map(|m| m.test.as_ref().map(|e| (m.round as f64, f(e))))
+            .collect()
+    };
+    let acc = pts(|e| e.accuracy);
+    let lo = acc.iter().map(|p| p.1).fold(1.0f64, f64::min);
+    LineChart {
+        title: &format!("{name}: test accuracy"),
+        x_label: "round",
+        y_label: "accuracy",
+        y_range: ((lo - 0.02).max(0.0).min(0.9), 1.0),
+        series: vec![Series {
+            label: "global model",
+            points: acc,
+        }],
+    }
+    .draw(&dir.file("accuracy.png"))?;
+    let train: Vec<(f64, f64)> = rows
+        .iter()
+        .map(|m| (m.round as f64, m.train_loss))
+        .collect();
+    let test = pts(|e| e.loss);
+    let hi = train
+        .iter()
+        .chain(&test)
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .fold(0.1f64, f64::max);
+    LineChart {
+        title: &format!("{name}: loss"),
+        x_label: "round",
+        y_label: "cross-entropy",
+        y_range: (0.0, hi * 1.05),
+        series: vec![
+            Series {
+                label: "local training (mean over clients)",
+                points: train,
+            },
+            Series {
+                label: "test",
+                points: test,
+            },
+        ],
+    }
+    .draw(&dir.file("loss.png"))
+}

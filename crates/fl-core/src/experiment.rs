@@ -1,0 +1,114 @@
+//! A whole run assembled from a [`FedConfig`]: data loaded, split, clients built.
+
+use crate::config::FedConfig;
+use crate::data::LocalData;
+use crate::error::{CoreError, Result};
+use crate::federation::Federation;
+use crate::participant::{BenignClient, Participant};
+use crate::train::ModelSpec;
+use crate::update::{Aggregator, FedAvg};
+use fl_data::{Dataset, NUM_CLASSES, Split};
+
+/// The aggregation rules this crate knows by name (fl-defense adds the robust ones).
+pub fn aggregator(name: &str) -> Result<Box<dyn Aggregator>> {
+    match name {
+        "fedavg" => Ok(Box::new(FedAvg)),
+        other => Err(CoreError::Config(format!(
+            "unknown aggregator `{other}` (known: fedavg)"
+        ))),
+    }
+}
+
+/// Data and split of a run, before the participants are chosen.
+pub struct Prepared {
+    /// The checked configuration.
+    pub config: FedConfig,
+    /// The training split.
+    pub train: Dataset,
+    /// The test split (possibly cut to `test_samples`).
+    pub test: Dataset,
+    /// Training-set indices of each client.
+    pub parts: Vec<Vec<usize>>,
+    /// Architecture and device.
+    pub spec: ModelSpec,
+}
+
+impl Prepared {
+    /// Loads the data named by `config`, checks the config and splits the training set.
+    pub fn load(config: &FedConfig) -> Result<Self> {
+        config.validate()?;
+        let train = Dataset::load(&config.data_dir, config.dataset, Split::Train)?;
+        let mut test = Dataset::load(&config.data_dir, config.dataset, Split::Test)?;
+        if let Some(n) = config.test_samples
+            && n < test.len()
+        {
+            test = test.subset(&(0..n).collect::<Vec<_>>());
+        }
+        let parts = config
+            .partition
+            .validate(config.clients)?
+            .split(&train.labels, config.seed)?;
+        let spec = ModelSpec {
+            kind: config.model,
+            outputs: NUM_CLASSES + 1,
+            device: config.device.device()?,
+        };
+        Ok(Self {
+            config: config.clone(),
+            train,
+            test,
+            parts,
+            spec,
+        })
+    }
+
+    /// Client `k`'s local data.
+    pub fn client_data(&self, k: usize) -> LocalData {
+        LocalData::from_dataset(&self.train, &self.parts[k])
+    }
+
+    /// One honest participant per client.
+    pub fn benign_participants(&self) -> Vec<Box<dyn Participant>> {
+        (0..self.config.clients)
+            .map(|k| Box::new(BenignClient::new(k, self.client_data(k))) as Box<dyn Participant>)
+            .collect()
+    }
+
+    /// The run with these participants and this aggregator.
+    pub fn federation(
+        &self,
+        participants: Vec<Box<dyn Participant>>,
+        aggregator: Box<dyn Aggregator>,
+    ) -> Result<Federation> {
+        Federation::new(
+            self.config.clone(),
+            self.spec.clone(),
+            participants,
+            aggregator,
+            LocalData::all(&self.test),
+        )
+    }
+}
+
+/// A plain federated run: every client honest, the configured aggregator.
+pub struct Experiment {
+    /// Data and split.
+    pub prepared: Prepared,
+    /// The run.
+    pub federation: Federation,
+}
+
+impl Experiment {
+    /// Builds the run described by `config`.
+    pub fn build(config: &FedConfig) -> Result<Self> {
+        let prepared = Prepared::load(config)?;
+        let federation = prepared.federation(
+            prepared.benign_participants(),
+            aggregator(&config.aggregator)?,
+        )?;
+        Ok(Self {
+            prepared,
+            federation,
+        })
+    }
+}

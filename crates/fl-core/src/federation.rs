@@ -1,0 +1,297 @@
+//! The round protocol: sample clients, collect their updates, aggregate, evaluate.
+//!
+//! One round:
+//! 1. sample round(C * n) clients with the round's own random stream;
+//! 2. every sampled participant that does not observe others trains from the global
+//!    parameters; on CPU devices they run at once on `threads` worker threads;
+//! 3. participants whose threat model grants it (full knowledge) then answer, given the
+//!    benign updates of step 2;
+//! 4. the aggregator turns the updates into one step, which is added to the global
+//!    parameters (a non-finite result stops the run with an error);
+//! 5. the global model is evaluated on the test set.
+
+use crate::config::FedConfig;
+use crate::data::LocalData;
+use crate::error::{CoreError, Result};
+use crate::eval::{Evaluation, evaluate};
+use crate::participant::{Participant, RoundContext};
+use crate::train::ModelSpec;
+use crate::update::{Aggregator, Update};
+use fl_data::NUM_CLASSES;
+use fl_data::rng::stream;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Wall time of one round's phases, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RoundTime {
+    /// Local training (all participants).
+    pub train_s: f64,
+    /// Aggregation.
+    pub aggregate_s: f64,
+    /// Evaluation of the global model.
+    pub eval_s: f64,
+    /// The whole round.
+    pub total_s: f64,
+}
+
+/// What one round produced (one line of `metrics.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundMetrics {
+    /// Round number, from 1.
+    pub round: usize,
+    /// Clients sampled this round.
+    pub clients: Vec<usize>,
+    /// Clients whose update the aggregator kept.
+    pub kept: Vec<usize>,
+    /// Mean local training loss of the sampled clients.
+    pub train_loss: f64,
+    /// Test-set scores of the global model after the round (absent on skipped rounds).
+    pub test: Option<Evaluation>,
+    /// Time split.
+    pub time: RoundTime,
+}
+
+/// A federated run in progress.
+pub struct Federation {
+    config: FedConfig,
+    spec: ModelSpec,
+    participants: Vec<Box<dyn Participant>>,
+    aggregator: Box<dyn Aggregator>,
+    global: Vec<f32>,
+    test: LocalData,
+    round: usize,
+}
+
+impl Federation {
+    /// A run at round 0 with seeded initial parameters.
+    pub fn new(
+        config: FedConfig,
+        spec: ModelSpec,
+        participants: Vec<Box<dyn Participant>>,
+        aggregator: Box<dyn Aggregator>,
+        test: LocalData,
+    ) -> Result<Self> {
+        config.validate()?;
+        if participants.len() != config.clients {
+            return Err(CoreError::Config(format!(
+                "{} participants for {} clients",
+                participants.len(),
+                config.clients
+            )));
+        }
+        for (k, p) in participants.iter().enumerate() {
+            if p.client() != k {
+                return Err(CoreError::Config(format!(
+                    "participant at position {k} says it is client {}",
+                    p.client()
+                )));
+            }
+        }
+        let global = spec.initial_params(config.seed);
+        Ok(Self {
+            config,
+            spec,
+            participants,
+            aggregator,
+            global,
+            test,
+            round: 0,
+        })
+    }
+
+    /// The global parameters now.
+    pub fn global(&self) -> &[f32] {
+        &self.global
+    }
+
+    /// Replaces the global parameters (e.g. to resume from a checkpoint).
+    pub fn set_global(&mut self, params: Vec<f32>, round: usize) {
+        assert_eq!(params.len(), self.global.len());
+        self.global = params;
+        self.round = round;
+    }
+
+    /// The model architecture and device.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FedConfig {
+        &self.config
+    }
+
+    /// The last round completed.
+    pub fn round(&self) -> usize {
+        self.round
+    }
+
+    /// The participants.
+    pub fn participants(&self) -> &[Box<dyn Participant>] {
+        &self.participants
+    }
+
+    /// The clients sampled in `round`, in increasing order.
+    pub fn sample_clients(&self, round: usize) -> Vec<usize> {
+        let mut ids: Vec<usize> = (0..self.config.clients).collect();
+        if self.config.clients_per_round() < ids.len() {
+            ids.shuffle(&mut stream(
+                self.config.seed,
+                "client-sampling",
+                &[round as u64],
+            ));
+            ids.truncate(self.config.clients_per_round());
+            ids.sort_unstable();
+        }
+        ids
+    }
+
+    /// Evaluates the current global model on the test set.
+    pub fn evaluate(&self) -> Evaluation {
+        evaluate(&self.spec, &self.global, &self.test, NUM_CLASSES)
+    }
+
+    /// Runs the next round.
+    pub fn run_round(&mut self) -> Result<RoundMetrics> {
+        let round = self.round + 1;
+        let started = Instant::now();
+        let sampled = self.sample_clients(round);
+        let updates = self.collect_updates(round, &sampled)?;
+        let train_s = started.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let agg = self.aggregator.aggregate(&updates)?;
+        if let Some(i) = agg.delta.iter().position(|x| !x.is_finite()) {
+            return Err(CoreError::Divergent {
+                round,
+                what: format!("aggregated update value {i}"),
+            });
+        }
+        for (g, d) in self.global.iter_mut().zip(&agg.delta) {
+            *g += d;
+        }
+        let aggregate_s = t.elapsed().as_secs_f64();
+        self.round = round;
+
+        let t = Instant::now();
+        let last = round == self.config.rounds;
+        let test = (round % self.config.eval_every == 0 || last).then(|| self.evaluate());
+        if let Some(e) = &test
+            && !e.loss.is_finite()
+        {
+            return Err(CoreError::Divergent {
+                round,
+                what: "test loss".into(),
+            });
+        }
+        let eval_s = t.elapsed().as_secs_f64();
+        let train_loss = updates.iter().map(|u| u.train_loss).sum::<f64>() / updates.len() as f64;
+        Ok(RoundMetrics {
+            round,
+            clients: sampled,
+            kept: agg.kept,
+            train_loss,
+            test,
+            time: RoundTime {
+                train_s,
+                aggregate_s,
+                eval_s,
+                total_s: started.elapsed().as_secs_f64(),
+            },
+        })
+    }
+
+    /// True once all rounds ran or `last` (the latest round) reached the target accuracy.
+    pub fn is_finished(&self, last: Option<&RoundMetrics>) -> bool {
+        let reached = match (
+            self.config.target_accuracy,
+            last.and_then(|m| m.test.as_ref()),
+        ) {
+            (Some(t), Some(e)) => e.accuracy >= t,
+            _ => false,
+        };
+        reached || self.round >= self.config.rounds
+    }
+
+    /// Runs rounds until `rounds` or the target accuracy; `on_round` sees each round's metrics.
+    pub fn run(&mut self, on_round: &mut dyn FnMut(&RoundMetrics)) -> Result<Vec<RoundMetrics>> {
+        let mut all: Vec<RoundMetrics> = Vec::new();
+        while !self.is_finished(all.last()) {
+            let m = self.run_round()?;
+            on_round(&m);
+            all.push(m);
+        }
+        Ok(all)
+    }
+
+    fn collect_updates(&mut self, round: usize, sampled: &[usize]) -> Result<Vec<Update>> {
+        let (observers, others): (Vec<usize>, Vec<usize>) = sampled
+            .iter()
+            .partition(|&&k| self.participants[k].observes_benign_updates());
+        let mut ctx = RoundContext {
+            round,
+            seed: self.config.seed,
+            global: &self.global,
+            spec: &self.spec,
+            train: &self.config.train,
+            benign_updates: &[],
+        };
+        let threads = self.config.worker_threads().min(others.len()).max(1);
+        let mut first = run_parallel(&mut self.participants, &others, &ctx, threads)?;
+        let benign: Vec<Update> = first
+            .iter()
+            .filter(|u| !self.participants[u.client].is_adversarial())
+            .cloned()
+            .collect();
+        ctx.benign_updates = &benign;
+        for k in observers {
+            first.push(self.participants[k].update(&ctx)?);
+        }
+        first.sort_by_key(|u| u.client);
+        Ok(first)
+    }
+}
+
+/// Calls `update` of the participants at `ids` on `threads` worker threads; results in `ids`
+/// order, independent of scheduling.
+fn run_parallel(
+    participants: &mut [Box<dyn Participant>],
+    ids: &[usize],
+    ctx: &RoundContext<'_>,
+    threads: usize,
+) -> Result<Vec<Update>> {
+    let mut chosen: Vec<(usize, &mut Box<dyn Participant>)> = participants
+        .iter_mut()
+        .enumerate()
+        .filter(|(k, _)| ids.contains(k))
+        .collect();
+    if threads <= 1 {
+        return chosen.iter_mut().map(|(_, p)| p.update(ctx)).collect();
+    }
+    let queue = Mutex::new(chosen.iter_mut().enumerate());
+    let results: Vec<Mutex<Option<Result<Update>>>> =
+        (0..ids.len()).map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().expect("queue lock").next();
+                    let Some((slot, (_, p))) = next else { break };
+                    let r = p.update(ctx);
+                    *results[slot].lock().expect("result lock") = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("result lock")
+                .expect("every slot filled")
+        })
+        .collect()
+}

@@ -1,0 +1,40 @@
+//! The federated-learning core every attack and defense stands on.
+//!
+//! - [`model`]: the shared classifiers (`cnn`, `mlp`) with K + 1 outputs, the extra one being
+//!   the "fake" class of the GAN attack;
+//! - [`params`]: model <-> flat `Vec<f32>` in a fixed order, seeded initialisation;
+//! - [`train`]: local SGD with seeded shuffles; [`eval`]: accuracy, per-class accuracy and
+//!   confusion matrix;
+//! - [`update`]: the [`Update`] a client sends and the [`Aggregator`] trait, with [`FedAvg`];
+//! - [`participant`]: the [`Participant`] trait through which an attack replaces a client;
+//! - [`federation`]: the round protocol; [`experiment`]: a whole run built from a
+//!   [`FedConfig`];
+//! - [`device`]: the compute device, chosen at run time.
+//!
+//! ```no_run
+//! use fl_core::{FedConfig, experiment::Experiment};
+//! let cfg = FedConfig { data_dir: "fixtures".into(), rounds: 2, ..Default::default() };
+//! let mut run = Experiment::build(&cfg)?;
+//! let metrics = run.federation.run(&mut |m| println!("round {}", m.round))?;
+//! # Ok::<(), fl_core::CoreError>(())
+//! ```
+
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod eval;
+pub mod experiment;
+pub mod federation;
+pub mod model;
+pub mod params;
+pub mod participant;
+pub mod train;
+pub mod update;
+
+pub use config::FedConfig;
+pub use device::DeviceKind;
+pub use error::{CoreError, Result};
+pub use federation::{Federation, RoundMetrics};
+pub use participant::{BenignClient, Participant, RoundContext};
+pub use update::{Aggregate, Aggregator, FedAvg, Update};

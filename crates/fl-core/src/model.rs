@@ -1,0 +1,118 @@
+//! The shared classifiers. Both have `K + 1` outputs: the extra one is the "fake" class of the
+//! GAN reconstruction attack, which benign training never uses.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Image side of both datasets.
+pub const SIDE: usize = 28;
+
+/// Which architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// Conv 1->10 k5, MaxPool 2, ReLU, Conv 10->20 k5, MaxPool 2, ReLU, Linear 320->50, ReLU,
+    /// Linear 50->K+1.
+    #[default]
+    Cnn,
+    /// 784 -> 200 -> 200 -> K+1 with ReLU.
+    Mlp,
+}
+
+impl ModelKind {
+    /// The name in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Cnn => "cnn",
+            ModelKind::Mlp => "mlp",
+        }
+    }
+}
+
+/// The small CNN of the FL literature (as in PyTorch's MNIST example, without dropout).
+#[derive(Module, Debug)]
+pub struct Cnn {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Cnn {
+    fn new(outputs: usize, device: &Device) -> Self {
+        Self {
+            conv1: Conv2dConfig::new([1, 10], [5, 5]).init(device),
+            conv2: Conv2dConfig::new([10, 20], [5, 5]).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            fc1: LinearConfig::new(320, 50).init(device),
+            fc2: LinearConfig::new(50, outputs).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.pool.forward(self.conv1.forward(x)));
+        let x = relu(self.pool.forward(self.conv2.forward(x)));
+        let [b, ..] = x.dims();
+        let x = relu(self.fc1.forward(x.reshape([b, 320])));
+        self.fc2.forward(x)
+    }
+}
+
+/// A multi-layer perceptron 784 -> 200 -> 200 -> outputs.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    fc1: Linear,
+    fc2: Linear,
+    fc3: Linear,
+}
+
+impl Mlp {
+    fn new(outputs: usize, device: &Device) -> Self {
+        Self {
+            fc1: LinearConfig::new(SIDE * SIDE, 200).init(device),
+            fc2: LinearConfig::new(200, 200).init(device),
+            fc3: LinearConfig::new(200, outputs).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let [b, ..] = x.dims();
+        let x = relu(self.fc1.forward(x.reshape([b, SIDE * SIDE])));
+        let x = relu(self.fc2.forward(x));
+        self.fc3.forward(x)
+    }
+}
+
+/// The classifier shared by all participants.
+#[derive(Module, Debug)]
+pub enum Classifier {
+    /// See [`ModelKind::Cnn`].
+    Cnn(Cnn),
+    /// See [`ModelKind::Mlp`].
+    Mlp(Mlp),
+}
+
+impl Classifier {
+    /// A classifier with `outputs` logits (K + 1), parameters not yet seeded (see
+    /// [`crate::params::seeded_init`]).
+    pub fn new(kind: ModelKind, outputs: usize, device: &Device) -> Self {
+        match kind {
+            ModelKind::Cnn => Classifier::Cnn(Cnn::new(outputs, device)),
+            ModelKind::Mlp => Classifier::Mlp(Mlp::new(outputs, device)),
+        }
+    }
+
+    /// Logits `[batch, outputs]` of images `[batch, 1, 28, 28]` in [-1, 1].
+    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        match self {
+            Classifier::Cnn(m) => m.forward(images),
+            Classifier::Mlp(m) => m.forward(images),
+        }
+    }
+}

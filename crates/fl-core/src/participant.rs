@@ -1,0 +1,107 @@
+//! The participant interface: the protocol calls every client through it, and an attack is a
+//! participant that behaves differently.
+
+use crate::data::LocalData;
+use crate::error::Result;
+use crate::train::{ModelSpec, TrainConfig, TrainStats, train_local};
+use crate::update::Update;
+use fl_data::rng::{Stream, stream};
+
+/// What the server hands a participant in a round.
+pub struct RoundContext<'a> {
+    /// Round number, from 1.
+    pub round: usize,
+    /// The run's seed (participants derive their own streams from it).
+    pub seed: u64,
+    /// The global parameters this round starts from.
+    pub global: &'a [f32],
+    /// The model architecture and device.
+    pub spec: &'a ModelSpec,
+    /// The run's local-training parameters.
+    pub train: &'a TrainConfig,
+    /// The benign participants' updates of this round: filled only for participants whose
+    /// [`Participant::observes_benign_updates`] is true (a full-knowledge threat model),
+    /// empty otherwise.
+    pub benign_updates: &'a [Update],
+}
+
+impl RoundContext<'_> {
+    /// The random stream for `purpose` of `client` in this round.
+    pub fn rng(&self, purpose: &str, client: usize) -> Stream {
+        stream(self.seed, purpose, &[client as u64, self.round as u64])
+    }
+
+    /// Trains the global model on `data` as a benign client would; returns the parameters.
+    pub fn train_from_global(&self, client: usize, data: &LocalData) -> (Vec<f32>, TrainStats) {
+        let mut rng = self.rng("local-shuffle", client);
+        train_local(self.spec, self.global, data, self.train, &mut rng)
+    }
+
+    /// The update (local minus global) for locally trained parameters.
+    pub fn update_from(
+        &self,
+        client: usize,
+        local: &[f32],
+        stats: TrainStats,
+        num_samples: usize,
+    ) -> Update {
+        Update {
+            client,
+            delta: local.iter().zip(self.global).map(|(l, g)| l - g).collect(),
+            num_samples,
+            train_loss: stats.loss,
+        }
+    }
+}
+
+/// A federated client as the protocol sees it.
+pub trait Participant: Send {
+    /// Its client index.
+    fn client(&self) -> usize;
+    /// The number of samples it reports (FedAvg's weight).
+    fn num_samples(&self) -> usize;
+    /// True for attackers (only for metrics: the server never looks at it).
+    fn is_adversarial(&self) -> bool {
+        false
+    }
+    /// True when its threat model lets it see the round's benign updates before it answers.
+    fn observes_benign_updates(&self) -> bool {
+        false
+    }
+    /// Its update for this round.
+    fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update>;
+}
+
+/// An honest client: trains the global model on its own data and reports the change.
+#[derive(Debug, Clone)]
+pub struct BenignClient {
+    client: usize,
+    data: LocalData,
+}
+
+impl BenignClient {
+    /// A client holding `data`.
+    pub fn new(client: usize, data: LocalData) -> Self {
+        Self { client, data }
+    }
+
+    /// Its data.
+    pub fn data(&self) -> &LocalData {
+        &self.data
+    }
+}
+
+impl Participant for BenignClient {
+    fn client(&self) -> usize {
+        self.client
+    }
+
+    fn num_samples(&self) -> usize {
+        self.data.len()
+    }
+
+    fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
+        let (local, stats) = ctx.train_from_global(self.client, &self.data);
+        Ok(ctx.update_from(self.client, &local, stats, self.data.len()))
+    }
+}

@@ -1,0 +1,199 @@
+//! Local training: SGD over a participant's data for some epochs, seeded shuffles.
+
+use crate::data::{LocalData, PIXELS};
+use crate::error::{CoreError, Result};
+use crate::model::{Classifier, ModelKind, SIDE};
+use crate::params::{load_flat, to_flat};
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use fl_data::rng::Stream;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+/// Unchecked local-training parameters (the `[train]` config section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// SGD learning rate.
+    pub lr: f64,
+    /// SGD momentum (PyTorch semantics: no dampening, not Nesterov); 0 = plain SGD.
+    pub momentum: f64,
+    /// L2 weight decay added to the gradient.
+    pub weight_decay: f64,
+    /// Mini-batch size; the last batch of an epoch may be smaller.
+    pub batch_size: usize,
+    /// Local epochs per round.
+    pub epochs: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            lr: 0.05,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            batch_size: 32,
+            epochs: 1,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value once; code past this point does not re-check.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(CoreError::Config(m));
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("train.lr must be positive, got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(format!(
+                "train.momentum must be in [0, 1), got {}",
+                self.momentum
+            ));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return bad(format!(
+                "train.weight_decay must be >= 0, got {}",
+                self.weight_decay
+            ));
+        }
+        if self.batch_size == 0 {
+            return bad("train.batch_size cannot be zero".into());
+        }
+        if self.epochs == 0 {
+            return bad("train.epochs cannot be zero".into());
+        }
+        Ok(())
+    }
+
+    fn optimizer(&self) -> burn::optim::ModuleOptimizer {
+        let mut cfg = SgdConfig::new();
+        if self.momentum > 0.0 {
+            // Burn's default dampening is 0.1; PyTorch's (and the literature's) is 0.
+            cfg = cfg.with_momentum(Some(
+                MomentumConfig::new()
+                    .with_momentum(self.momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(false),
+            ));
+        }
+        if self.weight_decay > 0.0 {
+            cfg = cfg.with_weight_decay(Some(WeightDecayConfig::new(self.weight_decay as f32)));
+        }
+        cfg.init()
+    }
+}
+
+/// What local training reports.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TrainStats {
+    /// Mean training loss over the steps.
+    pub loss: f64,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// Samples seen (epochs x local samples).
+    pub samples: usize,
+}
+
+/// The model a run trains: architecture, outputs and device; turns flat vectors into modules.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// Architecture.
+    pub kind: ModelKind,
+    /// Number of logits (K + 1).
+    pub outputs: usize,
+    /// Device without autodiff (evaluation); training uses `device.autodiff()`.
+    pub device: Device,
+}
+
+impl ModelSpec {
+    /// A module with these parameters, on the plain device (inference).
+    pub fn inference_model(&self, params: &[f32]) -> Classifier {
+        load_flat(
+            Classifier::new(self.kind, self.outputs, &self.device),
+            params,
+        )
+    }
+
+    /// A module with these parameters on the autodiff device (training).
+    pub fn training_model(&self, params: &[f32]) -> Classifier {
+        load_flat(
+            Classifier::new(self.kind, self.outputs, &self.device.clone().autodiff()),
+            params,
+        )
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        Classifier::new(self.kind, self.outputs, &self.device).num_params()
+    }
+
+    /// Seeded initial parameters.
+    pub fn initial_params(&self, seed: u64) -> Vec<f32> {
+        crate::params::seeded_init(
+            &Classifier::new(self.kind, self.outputs, &self.device),
+            seed,
+        )
+    }
+}
+
+/// Images `[n, 1, 28, 28]` and labels of the samples at `idx`.
+pub(crate) fn batch(
+    data: &LocalData,
+    idx: &[usize],
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, Int>) {
+    let mut px = Vec::with_capacity(idx.len() * PIXELS);
+    for &i in idx {
+        px.extend_from_slice(data.image(i));
+    }
+    let labels: Vec<i64> = idx.iter().map(|&i| data.labels[i] as i64).collect();
+    (
+        Tensor::from_data(TensorData::new(px, [idx.len(), 1, SIDE, SIDE]), device),
+        Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
+    )
+}
+
+/// Trains a copy of `params` on `data` with SGD; returns the new parameters and statistics.
+///
+/// `rng` decides the order of samples in each epoch; the same stream gives the same result.
+pub fn train_local(
+    spec: &ModelSpec,
+    params: &[f32],
+    data: &LocalData,
+    cfg: &TrainConfig,
+    rng: &mut Stream,
+) -> (Vec<f32>, TrainStats) {
+    let device = spec.device.clone().autodiff();
+    let mut model = spec.training_model(params);
+    let mut optim = cfg.optimizer();
+    let loss_fn = CrossEntropyLoss::new(None, &device);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let mut loss_sum = 0.0f64;
+    let mut steps = 0usize;
+    for _ in 0..cfg.epochs {
+        order.shuffle(rng);
+        for chunk in order.chunks(cfg.batch_size) {
+            let (x, y) = batch(data, chunk, &device);
+            let loss = loss_fn.forward(model.forward(x), y);
+            loss_sum += loss.clone().into_scalar::<f32>() as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(cfg.lr, model, grads);
+            steps += 1;
+        }
+    }
+    let stats = TrainStats {
+        loss: if steps > 0 {
+            loss_sum / steps as f64
+        } else {
+            0.0
+        },
+        steps,
+        samples: data.len() * cfg.epochs,
+    };
+    (to_flat(&model.valid()), stats)
+}
