@@ -59,7 +59,7 @@ pub fn draw_curves(dir: &RunDir, name: &str, rows: &[RoundMetrics]) -> Result<()
         title: &format!("{name}: test accuracy"),
         x_label: "round",
         y_label: "accuracy",
-        y_range: ((lo - 0.02).max(0.0).min(0.9), 1.0),
+        y_range: ((lo - 0.02).clamp(0.0, 0.9), 1.0),
         series: vec![Series {
             label: "global model",
             points: acc,

@@ -178,7 +178,7 @@ impl Federation {
 
         let t = Instant::now();
         let last = round == self.config.rounds;
-        let test = (round % self.config.eval_every == 0 || last).then(|| self.evaluate());
+        let test = (round.is_multiple_of(self.config.eval_every) || last).then(|| self.evaluate());
         if let Some(e) = &test
             && !e.loss.is_finite()
         {

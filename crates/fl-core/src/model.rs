@@ -90,6 +90,7 @@ impl Mlp {
 }
 
 /// The classifier shared by all participants.
+#[allow(clippy::large_enum_variant)] // one per participant and round; boxing buys nothing
 #[derive(Module, Debug)]
 pub enum Classifier {
     /// See [`ModelKind::Cnn`].

@@ -1,0 +1,245 @@
+//! The core on the bundled fixtures: parameters, training, the round protocol, determinism.
+
+use fl_core::experiment::{Experiment, Prepared, aggregator};
+use fl_core::model::{Classifier, ModelKind};
+use fl_core::params::{load_flat, seeded_init, to_flat};
+use fl_core::train::{ModelSpec, TrainConfig, train_local};
+use fl_core::{CoreError, DeviceKind, FedConfig, Participant, RoundContext, Update};
+use fl_data::partition::PartitionConfig;
+use fl_data::rng::stream;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn small_config() -> FedConfig {
+    FedConfig {
+        name: "test".into(),
+        data_dir: fixtures(),
+        clients: 4,
+        rounds: 2,
+        test_samples: Some(200),
+        partition: PartitionConfig {
+            samples_per_client: Some(100),
+            ..Default::default()
+        },
+        seed: 3,
+        ..Default::default()
+    }
+}
+
+fn spec(kind: ModelKind) -> ModelSpec {
+    ModelSpec {
+        kind,
+        outputs: 11,
+        device: DeviceKind::Flex.device().unwrap(),
+    }
+}
+
+#[test]
+fn parameter_counts_by_hand() {
+    // conv1 1*10*25+10, conv2 10*20*25+20, fc1 320*50+50, fc2 50*11+11
+    assert_eq!(spec(ModelKind::Cnn).num_params(), 260 + 5020 + 16050 + 561);
+    // 784*200+200, 200*200+200, 200*11+11
+    assert_eq!(spec(ModelKind::Mlp).num_params(), 157_000 + 40_200 + 2_211);
+}
+
+#[test]
+fn flat_parameters_round_trip() {
+    for kind in [ModelKind::Cnn, ModelKind::Mlp] {
+        let s = spec(kind);
+        let v: Vec<f32> = (0..s.num_params())
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let m = load_flat(Classifier::new(kind, 11, &s.device), &v);
+        assert_eq!(to_flat(&m), v);
+        assert_eq!(to_flat(&s.training_model(&v)), v, "autodiff model");
+    }
+}
+
+#[test]
+fn seeded_init_is_reproducible_and_bounded() {
+    let s = spec(ModelKind::Cnn);
+    let a = s.initial_params(1);
+    assert_eq!(a, s.initial_params(1));
+    assert_ne!(a, s.initial_params(2));
+    // conv1 weights: fan_in 25 -> bound 0.2; fc1 weights: fan_in 320.
+    assert!(a[..250].iter().all(|x| x.abs() <= 0.2));
+    assert!(a[..250].iter().any(|x| x.abs() > 0.15));
+    let m = Classifier::new(ModelKind::Cnn, 11, &s.device);
+    assert_eq!(seeded_init(&m, 1), a);
+}
+
+#[test]
+fn local_training_is_deterministic_and_lowers_the_loss() {
+    let cfg = small_config();
+    let p = Prepared::load(&cfg).unwrap();
+    let data = p.client_data(0);
+    let s = &p.spec;
+    let init = s.initial_params(0);
+    let tc = TrainConfig {
+        epochs: 10,
+        lr: 0.1,
+        momentum: 0.5,
+        ..Default::default()
+    };
+    let (a, sa) = train_local(s, &init, &data, &tc, &mut stream(1, "t", &[]));
+    let (b, _) = train_local(s, &init, &data, &tc, &mut stream(1, "t", &[]));
+    let (c, _) = train_local(s, &init, &data, &tc, &mut stream(2, "t", &[]));
+    assert_eq!(a, b, "same stream, same parameters");
+    assert_ne!(a, c, "the shuffle depends on the stream");
+    assert_eq!(
+        sa.steps,
+        10 * 4,
+        "100 samples, batch 32 -> 4 steps per epoch"
+    );
+    let before = fl_core::eval::evaluate(s, &init, &data, 10).loss;
+    let after = fl_core::eval::evaluate(s, &a, &data, 10).loss;
+    assert!(after < before * 0.8, "loss {before} -> {after}");
+}
+
+#[test]
+fn same_seed_same_run_whatever_the_thread_count() {
+    let run = |threads| {
+        let mut cfg = small_config();
+        cfg.threads = threads;
+        let mut e = Experiment::build(&cfg).unwrap();
+        let m = e.federation.run(&mut |_| {}).unwrap();
+        (
+            e.federation.global().to_vec(),
+            m.last().unwrap().test.clone(),
+        )
+    };
+    let (a, ea) = run(1);
+    let (b, eb) = run(2);
+    assert_eq!(a, b);
+    assert_eq!(ea, eb);
+}
+
+/// A participant that records what the server showed it and sends a fixed update.
+struct Spy {
+    client: usize,
+    observes: bool,
+    adversarial: bool,
+    seen: Arc<Mutex<Vec<usize>>>,
+    delta: f32,
+}
+
+impl Participant for Spy {
+    fn client(&self) -> usize {
+        self.client
+    }
+    fn num_samples(&self) -> usize {
+        1
+    }
+    fn is_adversarial(&self) -> bool {
+        self.adversarial
+    }
+    fn observes_benign_updates(&self) -> bool {
+        self.observes
+    }
+    fn update(&mut self, ctx: &RoundContext<'_>) -> fl_core::Result<Update> {
+        self.seen
+            .lock()
+            .unwrap()
+            .extend(ctx.benign_updates.iter().map(|u| u.client));
+        Ok(Update {
+            client: self.client,
+            delta: vec![self.delta; ctx.global.len()],
+            num_samples: 1,
+            train_loss: 0.0,
+        })
+    }
+}
+
+type Log = Arc<Mutex<Vec<usize>>>;
+
+fn spies(specs: &[(bool, bool, f32)]) -> (Vec<Box<dyn Participant>>, Vec<Log>) {
+    let mut logs = Vec::new();
+    let ps = specs
+        .iter()
+        .enumerate()
+        .map(|(k, &(observes, adversarial, delta))| {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            logs.push(seen.clone());
+            Box::new(Spy {
+                client: k,
+                observes,
+                adversarial,
+                seen,
+                delta,
+            }) as Box<dyn Participant>
+        })
+        .collect();
+    (ps, logs)
+}
+
+#[test]
+fn observers_see_exactly_the_benign_updates_of_the_round() {
+    let cfg = small_config();
+    let p = Prepared::load(&cfg).unwrap();
+    // client 3 observes; client 2 is a non-observing attacker (not benign).
+    let (ps, logs) = spies(&[
+        (false, false, 1.0),
+        (false, false, 1.0),
+        (false, true, 1.0),
+        (true, true, 1.0),
+    ]);
+    let mut fed = p.federation(ps, aggregator("fedavg").unwrap()).unwrap();
+    let g0 = fed.global().to_vec();
+    let m = fed.run_round().unwrap();
+    assert_eq!(*logs[3].lock().unwrap(), vec![0, 1]);
+    assert!(
+        logs[0].lock().unwrap().is_empty(),
+        "non-observers see nothing"
+    );
+    assert_eq!(m.kept, vec![0, 1, 2, 3]);
+    // FedAvg of four updates of +1 moves every parameter by +1.
+    assert!(
+        fed.global()
+            .iter()
+            .zip(&g0)
+            .all(|(g, o)| (g - o - 1.0).abs() < 1e-6)
+    );
+}
+
+#[test]
+fn a_non_finite_update_stops_the_run() {
+    let p = Prepared::load(&small_config()).unwrap();
+    let (ps, _) = spies(&[
+        (false, false, 0.0),
+        (false, false, f32::NAN),
+        (false, false, 0.0),
+        (false, false, 0.0),
+    ]);
+    let mut fed = p.federation(ps, aggregator("fedavg").unwrap()).unwrap();
+    let e = fed.run_round().unwrap_err();
+    assert!(matches!(e, CoreError::Divergent { round: 1, .. }), "{e}");
+}
+
+#[test]
+fn client_sampling_is_seeded_and_sized() {
+    let mut cfg = small_config();
+    cfg.fraction = 0.5;
+    let e = Experiment::build(&cfg).unwrap();
+    let r1 = e.federation.sample_clients(1);
+    assert_eq!(r1.len(), 2);
+    assert_eq!(r1, e.federation.sample_clients(1));
+    let differs = (2..20).any(|r| e.federation.sample_clients(r) != r1);
+    assert!(differs, "rounds sample different clients");
+}
+
+#[test]
+fn unknown_aggregator_and_missing_data_are_clear_errors() {
+    let e = aggregator("krumm").err().unwrap().to_string();
+    assert!(e.contains("unknown aggregator `krumm`"), "{e}");
+    let mut cfg = small_config();
+    cfg.data_dir = "/nonexistent".into();
+    let e = Prepared::load(&cfg).err().unwrap().to_string();
+    assert!(
+        e.contains("train-images") && e.contains("xtask download"),
+        "{e}"
+    );
+}
