@@ -56,6 +56,9 @@ impl Evaluation {
 
 /// Logits of every image of `data`, `[len][outputs]` flattened.
 pub fn logits(spec: &ModelSpec, params: &[f32], data: &LocalData) -> Vec<f32> {
+    if let Some(threads) = spec.cpu_inference {
+        return crate::inference::logits(spec.kind, spec.outputs, params, &data.images, threads);
+    }
     let model = spec.inference_model(params);
     let mut out = Vec::with_capacity(data.len() * spec.outputs);
     for start in (0..data.len()).step_by(EVAL_BATCH) {

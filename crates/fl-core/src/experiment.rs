@@ -52,6 +52,8 @@ impl Prepared {
             kind: config.model,
             outputs: NUM_CLASSES + 1,
             device: config.device.device()?,
+            cpu_inference: (config.device == crate::DeviceKind::Flex)
+                .then(|| config.worker_threads()),
         };
         Ok(Self {
             config: config.clone(),

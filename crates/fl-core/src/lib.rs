@@ -9,7 +9,8 @@
 //! - [`participant`]: the [`Participant`] trait through which an attack replaces a client;
 //! - [`federation`]: the round protocol; [`experiment`]: a whole run built from a
 //!   [`FedConfig`];
-//! - [`device`]: the compute device, chosen at run time.
+//! - [`device`]: the compute device, chosen at run time; [`inference`]: the CPU forward pass
+//!   that evaluation uses on the flex device.
 //!
 //! ```no_run
 //! use fl_core::{FedConfig, experiment::Experiment};
@@ -26,6 +27,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod federation;
+pub mod inference;
 pub mod model;
 pub mod params;
 pub mod participant;

@@ -108,6 +108,9 @@ pub struct ModelSpec {
     pub outputs: usize,
     /// Device without autodiff (evaluation); training uses `device.autodiff()`.
     pub device: Device,
+    /// Evaluate with [`crate::inference`] on this many threads instead of through burn
+    /// (the flex device does; `None` keeps every forward pass on `device`).
+    pub cpu_inference: Option<usize>,
 }
 
 impl ModelSpec {

@@ -35,6 +35,7 @@ fn spec(kind: ModelKind) -> ModelSpec {
         kind,
         outputs: 11,
         device: DeviceKind::Flex.device().unwrap(),
+        cpu_inference: None,
     }
 }
 
@@ -56,6 +57,32 @@ fn flat_parameters_round_trip() {
         let m = load_flat(Classifier::new(kind, 11, &s.device), &v);
         assert_eq!(to_flat(&m), v);
         assert_eq!(to_flat(&s.training_model(&v)), v, "autodiff model");
+    }
+}
+
+#[test]
+fn cpu_inference_matches_burn_forward_whatever_the_threads() {
+    let p = Prepared::load(&small_config()).unwrap();
+    let data = fl_core::data::LocalData::all(&p.test);
+    for kind in [ModelKind::Cnn, ModelKind::Mlp] {
+        let s = spec(kind);
+        // Trained a little, so activations are not all tiny.
+        let init = s.initial_params(5);
+        let tc = TrainConfig::default();
+        let (params, _) = train_local(&s, &init, &p.client_data(1), &tc, &mut stream(0, "t", &[]));
+        let burn = fl_core::eval::logits(&s, &params, &data);
+        let native = fl_core::inference::logits(kind, 11, &params, &data.images, 1);
+        assert_eq!(burn.len(), native.len());
+        let worst = burn
+            .iter()
+            .zip(&native)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-4, "{kind:?}: largest difference {worst}");
+        for threads in [2, 3, 7] {
+            let t = fl_core::inference::logits(kind, 11, &params, &data.images, threads);
+            assert_eq!(t, native, "{kind:?} with {threads} threads");
+        }
     }
 }
 

@@ -50,7 +50,7 @@ mod tests {
 
     #[test]
     fn writes_whole_file_and_leaves_nothing_on_error() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::scratch::ScratchDir::new("fl-data-test").unwrap();
         let p = dir.path().join("a/b.txt");
         write_atomic(&p, b"hello").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"hello");

@@ -347,7 +347,7 @@ mod tests {
 
     #[test]
     fn load_round_trip_and_count_mismatch() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::scratch::ScratchDir::new("fl-data-test").unwrap();
         let d = dir.path().join("mnist");
         let (img, lbl) = DatasetKind::Mnist.split_files(Split::Test);
         write_idx(
@@ -367,7 +367,7 @@ mod tests {
 
     #[test]
     fn missing_files_are_named() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::scratch::ScratchDir::new("fl-data-test").unwrap();
         let e = Dataset::load(dir.path(), DatasetKind::FashionMnist, Split::Train).unwrap_err();
         let m = e.to_string();
         assert!(

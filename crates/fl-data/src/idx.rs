@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn round_trip_raw_and_gzip() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::scratch::ScratchDir::new("fl-data-test").unwrap();
         let (dims, data) = sample();
         for gz in [false, true] {
             let p = dir.path().join(format!("x{gz}"));
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn corrupt_gzip_names_the_file() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::scratch::ScratchDir::new("fl-data-test").unwrap();
         let p = dir.path().join("bad.gz");
         std::fs::write(&p, [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
         let msg = read_idx(&p, 1).unwrap_err().to_string();

@@ -25,6 +25,7 @@ pub mod fetch;
 pub mod idx;
 pub mod partition;
 pub mod rng;
+pub mod scratch;
 
 pub use dataset::{DataFile, Dataset, DatasetKind, NUM_CLASSES, Split};
 pub use error::{DataError, Result};

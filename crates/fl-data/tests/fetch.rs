@@ -98,7 +98,7 @@ fn downloads_over_http_verifies_and_skips_what_is_there() {
         .map(|(f, gz)| (format!("/mirror/{}.gz", f.name), gz.clone()))
         .collect();
     let url = serve(files);
-    let data = tempfile::tempdir().unwrap();
+    let data = fl_data::scratch::ScratchDir::new("fl-data-test").unwrap();
     let list: Vec<DataFile> = m.iter().map(|(f, _)| *f).collect();
     let sources = [Source::Http(url.clone())];
     let mut events = 0;
@@ -141,7 +141,7 @@ fn corrupted_download_is_rejected_and_leaves_nothing() {
     let bad = enc.finish().unwrap();
     assert_ne!(&bad, gz);
     let url = serve(HashMap::from([(format!("/mirror/{}.gz", file.name), bad)]));
-    let data = tempfile::tempdir().unwrap();
+    let data = fl_data::scratch::ScratchDir::new("fl-data-test").unwrap();
     let err = ensure_files(
         DatasetKind::Mnist,
         &[*file],
@@ -167,8 +167,8 @@ fn truncated_gzip_and_missing_files_fall_through_to_the_next_source() {
         format!("/mirror/{}.gz", file.name),
         gz[..gz.len() / 2].to_vec(),
     )]));
-    let data = tempfile::tempdir().unwrap();
-    let empty = tempfile::tempdir().unwrap();
+    let data = fl_data::scratch::ScratchDir::new("fl-data-test").unwrap();
+    let empty = fl_data::scratch::ScratchDir::new("fl-data-test").unwrap();
     // Local mirror lacks it, HTTP copy is truncated, the fixtures folder has it.
     let sources = [
         Source::Local(empty.path().to_path_buf()),
@@ -199,7 +199,7 @@ fn truncated_gzip_and_missing_files_fall_through_to_the_next_source() {
 #[test]
 fn no_valid_source_names_every_attempt() {
     let m = manifest();
-    let data = tempfile::tempdir().unwrap();
+    let data = fl_data::scratch::ScratchDir::new("fl-data-test").unwrap();
     let err = ensure_files(
         DatasetKind::Mnist,
         &[m[0].0],

@@ -1,0 +1,187 @@
+//! Batched CPU inference of the shared classifiers with this crate's own kernels.
+//!
+//! Evaluation runs the global model over the whole test set every round. Through burn-flex
+//! that took longer than all clients' training together in the benchmark workload (its
+//! max-pool and single-channel convolution run single-threaded and slowly on small images), so
+//! on the flex device the forward pass of evaluation runs here instead: im2col + `gemm`, bias,
+//! max-pool and ReLU fused, images split over worker threads. Each image's logits are computed
+//! by the same sequence of operations whatever the batch or thread count, and a test checks
+//! that they match burn's forward pass.
+
+use crate::data::PIXELS;
+use crate::model::{ModelKind, SIDE};
+
+/// Images per im2col block (bounds the scratch memory: 64 x 576 x 25 floats for conv1).
+const BLOCK: usize = 64;
+
+/// Logits `[n][outputs]` of `images` (n x 784 values in [-1, 1]) under flat `params`.
+pub fn logits(
+    kind: ModelKind,
+    outputs: usize,
+    params: &[f32],
+    images: &[f32],
+    threads: usize,
+) -> Vec<f32> {
+    let n = images.len() / PIXELS;
+    let mut out = vec![0.0f32; n * outputs];
+    let threads = threads.clamp(1, n.max(1));
+    let per = n.div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        for (img, dst) in images
+            .chunks(per * PIXELS)
+            .zip(out.chunks_mut(per * outputs))
+        {
+            s.spawn(move || {
+                for (b_img, b_dst) in img
+                    .chunks(BLOCK * PIXELS)
+                    .zip(dst.chunks_mut(BLOCK * outputs))
+                {
+                    match kind {
+                        ModelKind::Cnn => cnn_block(params, outputs, b_img, b_dst),
+                        ModelKind::Mlp => mlp_block(params, outputs, b_img, b_dst),
+                    }
+                }
+            });
+        }
+    });
+    out
+}
+
+/// Splits `params` into consecutive slices of the given lengths.
+fn take<'a>(params: &mut &'a [f32], len: usize) -> &'a [f32] {
+    let (head, tail) = params.split_at(len);
+    *params = tail;
+    head
+}
+
+fn cnn_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
+    let b = images.len() / PIXELS;
+    let (w1, b1) = (take(&mut p, 10 * 25), take(&mut p, 10));
+    let (w2, b2) = (take(&mut p, 20 * 10 * 25), take(&mut p, 20));
+    let (w3, b3) = (take(&mut p, 320 * 50), take(&mut p, 50));
+    let (w4, b4) = (take(&mut p, 50 * outputs), take(&mut p, outputs));
+    let h1 = conv_pool_relu(images, b, 1, SIDE, w1, b1, 10, 5); // [b, 10, 12, 12]
+    let h2 = conv_pool_relu(&h1, b, 10, 12, w2, b2, 20, 5); // [b, 20, 4, 4] = [b, 320]
+    let mut h3 = linear(&h2, b, 320, w3, b3, 50);
+    h3.iter_mut().for_each(|x| *x = x.max(0.0));
+    dst.copy_from_slice(&linear(&h3, b, 50, w4, b4, outputs));
+}
+
+fn mlp_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
+    let b = images.len() / PIXELS;
+    let (w1, b1) = (take(&mut p, PIXELS * 200), take(&mut p, 200));
+    let (w2, b2) = (take(&mut p, 200 * 200), take(&mut p, 200));
+    let (w3, b3) = (take(&mut p, 200 * outputs), take(&mut p, outputs));
+    let mut h = linear(images, b, PIXELS, w1, b1, 200);
+    h.iter_mut().for_each(|x| *x = x.max(0.0));
+    let mut h = linear(&h, b, 200, w2, b2, 200);
+    h.iter_mut().for_each(|x| *x = x.max(0.0));
+    dst.copy_from_slice(&linear(&h, b, 200, w3, b3, outputs));
+}
+
+/// `c[m][n] = a * b` with `a` (m x k) and `b` (k x n) given by row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+    c: &mut [f32],
+) {
+    assert!(c.len() >= m * n);
+    assert!(m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
+    assert!(n == 0 || k == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
+    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// `x [b, inp] * w [inp, out] + bias` (burn stores linear weights as `[in, out]`).
+fn linear(x: &[f32], b: usize, inp: usize, w: &[f32], bias: &[f32], out: usize) -> Vec<f32> {
+    let mut y = vec![0.0f32; b * out];
+    matmul(b, out, inp, x, inp, 1, w, out, 1, &mut y);
+    for row in y.chunks_exact_mut(out) {
+        row.iter_mut().zip(bias).for_each(|(v, bb)| *v += bb);
+    }
+    y
+}
+
+/// Valid k x k convolution (weights `[cout, cin, k, k]`) of NCHW input, then 2x2 max-pool
+/// (stride 2), bias and ReLU; returns NCHW `[b, cout, (h-k+1)/2, (h-k+1)/2]`.
+#[allow(clippy::too_many_arguments)]
+fn conv_pool_relu(
+    x: &[f32],
+    b: usize,
+    cin: usize,
+    h: usize,
+    w: &[f32],
+    bias: &[f32],
+    cout: usize,
+    k: usize,
+) -> Vec<f32> {
+    let o = h - k + 1;
+    let kk = cin * k * k;
+    // im2col: one row per (image, y, x), columns ordered (ci, ky, kx) like the weights.
+    let mut cols = vec![0.0f32; b * o * o * kk];
+    for (img, rows) in cols.chunks_exact_mut(o * o * kk).enumerate() {
+        let src = &x[img * cin * h * h..(img + 1) * cin * h * h];
+        for y in 0..o {
+            for xx in 0..o {
+                let row = &mut rows[(y * o + xx) * kk..(y * o + xx + 1) * kk];
+                let mut j = 0;
+                for ci in 0..cin {
+                    for ky in 0..k {
+                        let s = ci * h * h + (y + ky) * h + xx;
+                        row[j..j + k].copy_from_slice(&src[s..s + k]);
+                        j += k;
+                    }
+                }
+            }
+        }
+    }
+    // conv[pos][co] = sum_j cols[pos][j] * w[co][j]
+    let mut conv = vec![0.0f32; b * o * o * cout];
+    matmul(b * o * o, cout, kk, &cols, kk, 1, w, 1, kk, &mut conv);
+    let p = o / 2;
+    let mut out = vec![0.0f32; b * cout * p * p];
+    for img in 0..b {
+        let c_img = &conv[img * o * o * cout..(img + 1) * o * o * cout];
+        for co in 0..cout {
+            for py in 0..p {
+                for px in 0..p {
+                    let at =
+                        |dy: usize, dx: usize| c_img[((2 * py + dy) * o + 2 * px + dx) * cout + co];
+                    let m = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
+                    out[((img * cout + co) * p + py) * p + px] = (m + bias[co]).max(0.0);
+                }
+            }
+        }
+    }
+    out
+}
