@@ -11,7 +11,7 @@
 use crate::data::PIXELS;
 use crate::model::{ModelKind, SIDE};
 
-/// Images per im2col block (bounds the scratch memory: 64 x 576 x 25 floats for conv1).
+/// Images per patch block (bounds the scratch memory: 25 x 64 x 576 floats for conv1).
 const BLOCK: usize = 64;
 
 /// Logits `[n][outputs]` of `images` (n x 784 values in [-1, 1]) under flat `params`.
@@ -134,6 +134,10 @@ fn linear(x: &[f32], b: usize, inp: usize, w: &[f32], bias: &[f32], out: usize) 
 
 /// Valid k x k convolution (weights `[cout, cin, k, k]`) of NCHW input, then 2x2 max-pool
 /// (stride 2), bias and ReLU; returns NCHW `[b, cout, (h-k+1)/2, (h-k+1)/2]`.
+///
+/// The patches are laid out transposed (one row per weight index (ci, ky, kx), one column per
+/// (image, y, x)), so building them copies whole runs of `o` pixels, and the product
+/// `w [cout, kk] x patches [kk, b*o*o]` comes out channel-major, so pooling reads rows.
 #[allow(clippy::too_many_arguments)]
 fn conv_pool_relu(
     x: &[f32],
@@ -147,38 +151,40 @@ fn conv_pool_relu(
 ) -> Vec<f32> {
     let o = h - k + 1;
     let kk = cin * k * k;
-    // im2col: one row per (image, y, x), columns ordered (ci, ky, kx) like the weights.
-    let mut cols = vec![0.0f32; b * o * o * kk];
-    for (img, rows) in cols.chunks_exact_mut(o * o * kk).enumerate() {
-        let src = &x[img * cin * h * h..(img + 1) * cin * h * h];
-        for y in 0..o {
-            for xx in 0..o {
-                let row = &mut rows[(y * o + xx) * kk..(y * o + xx + 1) * kk];
-                let mut j = 0;
-                for ci in 0..cin {
-                    for ky in 0..k {
-                        let s = ci * h * h + (y + ky) * h + xx;
-                        row[j..j + k].copy_from_slice(&src[s..s + k]);
-                        j += k;
+    let cols_n = b * o * o;
+    let mut cols = vec![0.0f32; kk * cols_n];
+    for ci in 0..cin {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut cols[((ci * k + ky) * k + kx) * cols_n..][..cols_n];
+                for img in 0..b {
+                    let src = &x[(img * cin + ci) * h * h..];
+                    for y in 0..o {
+                        let s = (y + ky) * h + kx;
+                        row[(img * o + y) * o..][..o].copy_from_slice(&src[s..s + o]);
                     }
                 }
             }
         }
     }
-    // conv[pos][co] = sum_j cols[pos][j] * w[co][j]
-    let mut conv = vec![0.0f32; b * o * o * cout];
-    matmul(b * o * o, cout, kk, &cols, kk, 1, w, 1, kk, &mut conv);
+    // conv[co][img*o*o + y*o + x] = sum_j w[co][j] * cols[j][...]
+    let mut conv = vec![0.0f32; cout * cols_n];
+    matmul(cout, cols_n, kk, w, kk, 1, &cols, cols_n, 1, &mut conv);
     let p = o / 2;
     let mut out = vec![0.0f32; b * cout * p * p];
-    for img in 0..b {
-        let c_img = &conv[img * o * o * cout..(img + 1) * o * o * cout];
-        for co in 0..cout {
+    for co in 0..cout {
+        let plane = &conv[co * cols_n..(co + 1) * cols_n];
+        for img in 0..b {
+            let src = &plane[img * o * o..(img + 1) * o * o];
+            let dst = &mut out[(img * cout + co) * p * p..][..p * p];
             for py in 0..p {
+                let (r0, r1) = (&src[2 * py * o..][..o], &src[(2 * py + 1) * o..][..o]);
                 for px in 0..p {
-                    let at =
-                        |dy: usize, dx: usize| c_img[((2 * py + dy) * o + 2 * px + dx) * cout + co];
-                    let m = at(0, 0).max(at(0, 1)).max(at(1, 0)).max(at(1, 1));
-                    out[((img * cout + co) * p + py) * p + px] = (m + bias[co]).max(0.0);
+                    let m = r0[2 * px]
+                        .max(r0[2 * px + 1])
+                        .max(r1[2 * px])
+                        .max(r1[2 * px + 1]);
+                    dst[py * p + px] = (m + bias[co]).max(0.0);
                 }
             }
         }

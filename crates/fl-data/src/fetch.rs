@@ -7,10 +7,10 @@ use crate::atomic::write_atomic;
 use crate::checksum::{sha256_hex, verify_bytes};
 use crate::dataset::{DataFile, DatasetKind};
 use crate::error::{DataError, Result};
+use crate::idx::gunzip_if_gzip;
 use flate2::Compression;
-use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where a file may come from.
@@ -170,19 +170,13 @@ fn fetch_one(
             (PathBuf::from(&url), http_get(&url, file.name, progress)?)
         }
     };
-    let (plain, gz) = if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut plain = Vec::with_capacity(raw.len() * 4);
-        GzDecoder::new(&raw[..])
-            .read_to_end(&mut plain)
-            .map_err(|e| DataError::Idx {
-                path: origin.clone(),
-                reason: format!("corrupt gzip stream: {e}"),
-            })?;
-        (plain, raw)
-    } else {
-        let mut enc = GzEncoder::new(Vec::new(), Compression::default());
-        enc.write_all(&raw).expect("writing to memory");
-        (raw, enc.finish().expect("writing to memory"))
+    let (plain, gz) = match gunzip_if_gzip(&origin, &raw)? {
+        Some(plain) => (plain, raw),
+        None => {
+            let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+            enc.write_all(&raw).expect("writing to memory");
+            (raw, enc.finish().expect("writing to memory"))
+        }
     };
     verify_bytes(&origin, &plain, file.sha256)?;
     tracing::debug!(file = file.name, sha256 = %sha256_hex(&plain), "verified");
@@ -191,6 +185,7 @@ fn fetch_one(
 
 #[cfg(feature = "download")]
 fn http_get(url: &str, name: &str, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Vec<u8>> {
+    use std::io::Read;
     let fail = |reason: String| DataError::Download {
         url: url.to_string(),
         reason,

@@ -31,18 +31,23 @@ pub fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>> {
         source,
     };
     let raw = std::fs::read(path).map_err(io)?;
-    if raw.starts_with(&GZIP_MAGIC) {
-        let mut out = Vec::with_capacity(raw.len() * 4);
-        GzDecoder::new(&raw[..])
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::Idx {
-                path: path.to_path_buf(),
-                reason: format!("corrupt gzip stream: {e}"),
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+    Ok(gunzip_if_gzip(path, &raw)?.unwrap_or(raw))
+}
+
+/// The decompressed bytes when `raw` is gzip (`None` when it is not); `origin` names the
+/// source in the error of a corrupt stream.
+pub fn gunzip_if_gzip(origin: &Path, raw: &[u8]) -> Result<Option<Vec<u8>>> {
+    if !raw.starts_with(&GZIP_MAGIC) {
+        return Ok(None);
     }
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    GzDecoder::new(raw)
+        .read_to_end(&mut out)
+        .map_err(|e| DataError::Idx {
+            path: origin.to_path_buf(),
+            reason: format!("corrupt gzip stream: {e}"),
+        })?;
+    Ok(Some(out))
 }
 
 /// Reads and validates an IDX file (raw or gzip) whose number of dimensions must be `ndims`.
