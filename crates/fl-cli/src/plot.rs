@@ -93,10 +93,13 @@ impl LineChart<'_> {
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(64)
-            .build_cartesian_2d(0f64..x_max, self.y_range.0..self.y_range.1)
+            .build_cartesian_2d(0.5f64..x_max + 0.5, self.y_range.0..self.y_range.1)
             .map_err(err)?;
         chart
             .configure_mesh()
+            // Rounds are whole numbers: at most ~12 ticks, labelled without decimals.
+            .x_labels((x_max as usize).clamp(2, 12))
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .x_desc(self.x_label)
             .y_desc(self.y_label)
             .label_style(("sans-serif", 16))
