@@ -8,6 +8,8 @@ fn fl(args: &[&str]) -> Output {
         .args(args)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
         .env_remove("FL_DATA_DIR")
+        // Help text wraps at the terminal width; fix it so snapshots match everywhere.
+        .env("COLUMNS", "100")
         .output()
         .expect("fl runs")
 }
