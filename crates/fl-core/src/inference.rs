@@ -9,7 +9,7 @@
 //! that they match burn's forward pass.
 
 use crate::data::PIXELS;
-use crate::model::{ModelKind, SIDE};
+use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
 
 /// Images per patch block (bounds the scratch memory: 25 x 64 x 576 floats for conv1).
 const BLOCK: usize = 64;
@@ -56,27 +56,30 @@ fn take<'a>(params: &mut &'a [f32], len: usize) -> &'a [f32] {
 
 fn cnn_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
     let b = images.len() / PIXELS;
-    let (w1, b1) = (take(&mut p, 10 * 25), take(&mut p, 10));
-    let (w2, b2) = (take(&mut p, 20 * 10 * 25), take(&mut p, 20));
-    let (w3, b3) = (take(&mut p, 320 * 50), take(&mut p, 50));
-    let (w4, b4) = (take(&mut p, 50 * outputs), take(&mut p, outputs));
-    let h1 = conv_pool_relu(images, b, 1, SIDE, w1, b1, 10, 5); // [b, 10, 12, 12]
-    let h2 = conv_pool_relu(&h1, b, 10, 12, w2, b2, 20, 5); // [b, 20, 4, 4] = [b, 320]
-    let mut h3 = linear(&h2, b, 320, w3, b3, 50);
+    let kk = KERNEL * KERNEL;
+    let (w1, b1) = (take(&mut p, CONV1 * kk), take(&mut p, CONV1));
+    let (w2, b2) = (take(&mut p, CONV2 * CONV1 * kk), take(&mut p, CONV2));
+    let (w3, b3) = (take(&mut p, FLAT * HIDDEN), take(&mut p, HIDDEN));
+    let (w4, b4) = (take(&mut p, HIDDEN * outputs), take(&mut p, outputs));
+    // [b, 10, 12, 12], then [b, 20, 4, 4] = [b, FLAT] in burn's flattening order.
+    let h1 = conv_pool_relu(images, b, 1, SIDE, w1, b1, CONV1, KERNEL);
+    let h2 = conv_pool_relu(&h1, b, CONV1, POOLED1, w2, b2, CONV2, KERNEL);
+    let mut h3 = linear(&h2, b, FLAT, w3, b3, HIDDEN);
     h3.iter_mut().for_each(|x| *x = x.max(0.0));
-    dst.copy_from_slice(&linear(&h3, b, 50, w4, b4, outputs));
+    dst.copy_from_slice(&linear(&h3, b, HIDDEN, w4, b4, outputs));
 }
 
 fn mlp_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
     let b = images.len() / PIXELS;
-    let (w1, b1) = (take(&mut p, PIXELS * 200), take(&mut p, 200));
-    let (w2, b2) = (take(&mut p, 200 * 200), take(&mut p, 200));
-    let (w3, b3) = (take(&mut p, 200 * outputs), take(&mut p, outputs));
-    let mut h = linear(images, b, PIXELS, w1, b1, 200);
+    let hid = MLP_HIDDEN;
+    let (w1, b1) = (take(&mut p, PIXELS * hid), take(&mut p, hid));
+    let (w2, b2) = (take(&mut p, hid * hid), take(&mut p, hid));
+    let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));
+    let mut h = linear(images, b, PIXELS, w1, b1, hid);
     h.iter_mut().for_each(|x| *x = x.max(0.0));
-    let mut h = linear(&h, b, 200, w2, b2, 200);
+    let mut h = linear(&h, b, hid, w2, b2, hid);
     h.iter_mut().for_each(|x| *x = x.max(0.0));
-    dst.copy_from_slice(&linear(&h, b, 200, w3, b3, outputs));
+    dst.copy_from_slice(&linear(&h, b, hid, w3, b3, outputs));
 }
 
 /// `c[m][n] = a * b` with `a` (m x k) and `b` (k x n) given by row and column strides.

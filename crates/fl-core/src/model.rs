@@ -12,6 +12,26 @@ use serde::{Deserialize, Serialize};
 /// Image side of both datasets.
 pub const SIDE: usize = 28;
 
+/// `cnn`: kernel side of both convolutions.
+pub const KERNEL: usize = 5;
+/// `cnn`: channels after the first convolution.
+pub const CONV1: usize = 10;
+/// `cnn`: channels after the second convolution.
+pub const CONV2: usize = 20;
+/// `cnn`: side of a feature map after a valid KERNEL convolution and 2x2 pooling.
+const fn conv_pool_side(side: usize) -> usize {
+    let conv = side - KERNEL + 1;
+    conv / 2
+}
+/// `cnn`: side after the first convolution and pooling (28 -> 24 -> 12).
+pub const POOLED1: usize = conv_pool_side(SIDE);
+/// `cnn`: features entering the first linear layer (20 x 4 x 4 = 320).
+pub const FLAT: usize = CONV2 * conv_pool_side(POOLED1).pow(2);
+/// `cnn`: width of the hidden linear layer.
+pub const HIDDEN: usize = 50;
+/// `mlp`: width of both hidden layers.
+pub const MLP_HIDDEN: usize = 200;
+
 /// Which architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -47,11 +67,11 @@ pub struct Cnn {
 impl Cnn {
     fn new(outputs: usize, device: &Device) -> Self {
         Self {
-            conv1: Conv2dConfig::new([1, 10], [5, 5]).init(device),
-            conv2: Conv2dConfig::new([10, 20], [5, 5]).init(device),
+            conv1: Conv2dConfig::new([1, CONV1], [KERNEL, KERNEL]).init(device),
+            conv2: Conv2dConfig::new([CONV1, CONV2], [KERNEL, KERNEL]).init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            fc1: LinearConfig::new(320, 50).init(device),
-            fc2: LinearConfig::new(50, outputs).init(device),
+            fc1: LinearConfig::new(FLAT, HIDDEN).init(device),
+            fc2: LinearConfig::new(HIDDEN, outputs).init(device),
         }
     }
 
@@ -59,7 +79,7 @@ impl Cnn {
         let x = relu(self.pool.forward(self.conv1.forward(x)));
         let x = relu(self.pool.forward(self.conv2.forward(x)));
         let [b, ..] = x.dims();
-        let x = relu(self.fc1.forward(x.reshape([b, 320])));
+        let x = relu(self.fc1.forward(x.reshape([b, FLAT])));
         self.fc2.forward(x)
     }
 }
@@ -75,9 +95,9 @@ pub struct Mlp {
 impl Mlp {
     fn new(outputs: usize, device: &Device) -> Self {
         Self {
-            fc1: LinearConfig::new(SIDE * SIDE, 200).init(device),
-            fc2: LinearConfig::new(200, 200).init(device),
-            fc3: LinearConfig::new(200, outputs).init(device),
+            fc1: LinearConfig::new(SIDE * SIDE, MLP_HIDDEN).init(device),
+            fc2: LinearConfig::new(MLP_HIDDEN, MLP_HIDDEN).init(device),
+            fc3: LinearConfig::new(MLP_HIDDEN, outputs).init(device),
         }
     }
 

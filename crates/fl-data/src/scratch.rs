@@ -21,7 +21,9 @@ impl ScratchDir {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path =
             std::env::temp_dir().join(format!("{prefix}-{}-{nanos}-{n}", std::process::id()));
-        std::fs::create_dir_all(&path)?;
+        // create_dir, not create_dir_all: a name that somehow exists is an error, never shared.
+        std::fs::create_dir_all(std::env::temp_dir())?;
+        std::fs::create_dir(&path)?;
         Ok(Self { path })
     }
 
