@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only parses arguments and calls these functions; another
 //! program can call them the same way.
 
+pub mod attack;
 pub mod bench;
 pub mod config;
 pub mod plot;

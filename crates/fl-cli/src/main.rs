@@ -2,7 +2,8 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use fl_cli::config::{load_table, resolve};
+use fl_cli::attack::resolve_attack;
+use fl_cli::config::{load_table, resolve, set_dotted};
 use fl_core::{DeviceKind, FedConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,8 +14,9 @@ use std::process::ExitCode;
     version,
     about = "A lab for attacks and defenses in federated learning",
     long_about = "A lab for attacks and defenses in federated learning.\n\n\
-        Runs FedAvg on MNIST or Fashion-MNIST from TOML config files and writes the resolved \
-        config, per-round metrics (metrics.jsonl), a summary and curves to a run folder."
+        Runs FedAvg on MNIST or Fashion-MNIST, and attacks on it (GAN reconstruction and \
+        poisoning, label flipping), from TOML config files; writes the resolved config, \
+        per-round metrics (metrics.jsonl), a summary, curves and image grids to a run folder."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,8 +25,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A short GAN-poisoning run on the bundled fixtures (no download; about 2 minutes on 2
+    /// cores): writes the generated-image grid, curves and summary, and prints where they are.
+    Demo {
+        /// Output folder.
+        #[arg(long, default_value = "results/demo")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Train a federated model from a config file.
     Train(TrainArgs),
+    /// Run an attack experiment from a config file.
+    #[command(subcommand)]
+    Attack(AttackCommand),
     /// Benchmarks with fixed workloads; print JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -47,12 +62,58 @@ struct TrainArgs {
     /// Folder holding the datasets (overrides the config's data_dir).
     #[arg(long, env = "FL_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Output folder (default: results/<name>).
+    /// Output folder (default: a folder under results/ named after the run).
     #[arg(long)]
     out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum AttackCommand {
+    /// GAN reconstruction + poisoning: an adversary owning no image of class G learns to draw
+    /// G from the shared model and trains on its drawings labelled T (see configs/gan-poison.toml).
+    GanPoison(GanPoisonArgs),
+    /// Hitaj's reconstruction alone (fake class on, no poisoning, no boost): one run per class,
+    /// then one row of generated images per class in reconstructions.png.
+    Reconstruct(ReconstructArgs),
+}
+
+#[derive(clap::Args)]
+struct GanPoisonArgs {
+    #[command(flatten)]
+    run: TrainArgs,
+    /// Dataset: mnist or fashion-mnist (overrides the config).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// G, the class the adversary reconstructs (overrides attack.generate).
+    #[arg(long)]
+    generate: Option<usize>,
+    /// T, the class G's images should be called (overrides attack.target).
+    #[arg(long)]
+    target: Option<usize>,
+    /// gan, label-flip, or none (the no-attack baseline) (overrides attack.method).
+    #[arg(long)]
+    method: Option<String>,
+    /// Boost factor lambda on the malicious update (overrides attack.boost).
+    #[arg(long)]
+    boost: Option<f64>,
+}
+
+#[derive(clap::Args)]
+struct ReconstructArgs {
+    #[command(flatten)]
+    run: TrainArgs,
+    /// Dataset: mnist or fashion-mnist (overrides the config).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// The class to reconstruct (repeatable).
+    #[arg(long, conflicts_with = "all_classes")]
+    generate: Vec<usize>,
+    /// Reconstruct every class, one run each.
+    #[arg(long)]
+    all_classes: bool,
 }
 
 #[derive(Subcommand)]
@@ -100,6 +161,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train(args),
+        Command::Demo { out, quiet } => demo(&out, quiet),
+        Command::Attack(AttackCommand::GanPoison(args)) => gan_poison(args),
+        Command::Attack(AttackCommand::Reconstruct(args)) => reconstruct(args),
         Command::Bench(BenchCommand::Round {
             device,
             data_dir,
@@ -122,7 +186,8 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn train(args: TrainArgs) -> Result<()> {
+/// The config table of `args`: the file, `--set`s, then the dedicated flags.
+fn table_of(args: &TrainArgs) -> Result<toml::Table> {
     let mut table = load_table(args.config.as_deref(), &args.sets)?;
     if let Some(d) = &args.device {
         DeviceKind::parse(d)?;
@@ -137,7 +202,11 @@ fn train(args: TrainArgs) -> Result<()> {
             toml::Value::String(d.display().to_string()),
         );
     }
-    let config: FedConfig = resolve(table)?;
+    Ok(table)
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let config: FedConfig = resolve(table_of(&args)?)?;
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("results").join(&config.name));
@@ -153,5 +222,132 @@ fn train(args: TrainArgs) -> Result<()> {
         }
     }
     println!("results in {}", out.display());
+    Ok(())
+}
+
+/// Where the bundled fixtures are: `fixtures/` under the working folder, else the checkout this
+/// binary was built from.
+fn fixtures_dir() -> PathBuf {
+    let here = PathBuf::from("fixtures");
+    if here.join("mnist").is_dir() {
+        here
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures"))
+    }
+}
+
+fn demo(out: &std::path::Path, quiet: bool) -> Result<()> {
+    let mut table: toml::Table = include_str!("../../../configs/demo.toml").parse()?;
+    table.insert(
+        "data_dir".into(),
+        toml::Value::String(fixtures_dir().display().to_string()),
+    );
+    let (fed, attack) = resolve_attack(table)?;
+    println!(
+        "demo: {} on the bundled {} subset, {} clients, client {} adversarial, {} rounds",
+        attack.method.name(),
+        fed.dataset.name(),
+        fed.clients,
+        attack.adversary,
+        fed.rounds
+    );
+    let done = fl_cli::attack::run(&fed, &attack, out, !quiet)?;
+    print_attack(&done.summary, out);
+    for f in ["samples.png", "attack.png", "summary.json", "metrics.jsonl"] {
+        println!("  {}", out.join(f).display());
+    }
+    Ok(())
+}
+
+fn print_attack(s: &fl_cli::attack::AttackRunSummary, out: &std::path::Path) {
+    let a = &s.attack;
+    let opt = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.3}"));
+    println!(
+        "{} ({}, boost {}): average attack accuracy {} over {} rounds from round {}, final {:.3}, max {}",
+        a.pair,
+        a.method,
+        a.boost,
+        opt(a.avg_attack_accuracy),
+        a.attack_rounds,
+        a.attack_start.map_or("-".into(), |r| r.to_string()),
+        a.final_attack_accuracy,
+        opt(a.max_attack_accuracy)
+    );
+    println!(
+        "main accuracy at the end {:.4} (classes other than G {:.4}, G {:.4}){}",
+        a.final_main_accuracy,
+        a.final_main_accuracy_others,
+        a.final_accuracy_generate,
+        a.fidelity.map_or(String::new(), |f| format!(
+            "; reconstruction fidelity {f:.3}"
+        ))
+    );
+    println!("results in {}", out.display());
+}
+
+/// The attack config of `args` with the attack flags applied.
+fn attack_table(run: &TrainArgs, dataset: &Option<String>) -> Result<toml::Table> {
+    let mut table = table_of(run)?;
+    if let Some(d) = dataset {
+        table.insert("dataset".into(), toml::Value::String(d.clone()));
+    }
+    Ok(table)
+}
+
+fn gan_poison(args: GanPoisonArgs) -> Result<()> {
+    let mut table = attack_table(&args.run, &args.dataset)?;
+    let mut set = |k: &str, v: toml::Value| set_dotted(&mut table, k, v);
+    if let Some(g) = args.generate {
+        set("attack.generate", toml::Value::Integer(g as i64))?;
+    }
+    if let Some(t) = args.target {
+        set("attack.target", toml::Value::Integer(t as i64))?;
+    }
+    if let Some(m) = &args.method {
+        set("attack.method", toml::Value::String(m.clone()))?;
+    }
+    if let Some(b) = args.boost {
+        set("attack.boost", toml::Value::Float(b))?;
+    }
+    let (fed, attack) = resolve_attack(table)?;
+    let out = args.run.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(format!(
+            "{}-{}-g{}-t{}",
+            fed.name,
+            attack.method.name(),
+            attack.generate,
+            attack.target
+        ))
+    });
+    let done = fl_cli::attack::run(&fed, &attack, &out, !args.run.quiet)?;
+    print_attack(&done.summary, &out);
+    Ok(())
+}
+
+fn reconstruct(args: ReconstructArgs) -> Result<()> {
+    let table = attack_table(&args.run, &args.dataset)?;
+    let (fed, attack) = resolve_attack(table)?;
+    let classes: Vec<usize> = if args.all_classes {
+        (0..fl_data::NUM_CLASSES).collect()
+    } else if args.generate.is_empty() {
+        anyhow::bail!("say which classes: --generate G (repeatable) or --all-classes");
+    } else {
+        args.generate.clone()
+    };
+    let out = args
+        .run
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(format!("{}-reconstruct", fed.name)));
+    let rows = fl_cli::attack::reconstruct(&fed, &attack, &classes, &out, !args.run.quiet)?;
+    for r in &rows {
+        println!(
+            "class {} ({}): fidelity {}",
+            r.class,
+            r.name,
+            r.fidelity.map_or("-".into(), |f| format!("{f:.3}"))
+        );
+    }
+    println!("grid in {}", out.join("reconstructions.png").display());
     Ok(())
 }

@@ -30,6 +30,9 @@ fn help_texts() {
     let o = fl(&["train", "--help"]);
     assert!(o.status.success());
     insta::assert_snapshot!("fl_train_help", stdout(&o));
+    let o = fl(&["attack", "gan-poison", "--help"]);
+    assert!(o.status.success());
+    insta::assert_snapshot!("fl_attack_gan_poison_help", stdout(&o));
 }
 
 /// A 2-round seeded run on the fixtures: 4 clients x 300 samples, 300 test images.
@@ -110,7 +113,19 @@ fn seeded_run_on_fixtures_is_reproducible_and_complete() {
 
 #[test]
 fn bad_input_gives_a_clear_error_and_non_zero_exit() {
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
+        (
+            &["attack", "gan-poison", "--generate", "4", "--target", "4"],
+            "must differ",
+        ),
+        (
+            &["attack", "gan-poison", "--set", "attack.adversary=12"],
+            "attack.adversary is client 12",
+        ),
+        (
+            &["attack", "gan-poison", "--set", "attack.colour=1"],
+            "unknown field `colour`",
+        ),
         (&["train", "--set", "trian.lr=0.1"], "unknown field `trian`"),
         (
             &["train", "--set", "train.lr=-1"],
@@ -138,4 +153,114 @@ fn bad_input_gives_a_clear_error_and_non_zero_exit() {
         assert!(stderr(&o).contains(msg), "{args:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{args:?} panicked");
     }
+}
+
+/// A copy of the MNIST fixtures in a scratch folder (the fidelity oracle caches itself there).
+fn private_fixtures(tmp: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mnist");
+    let dst = tmp.join("data/mnist");
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in std::fs::read_dir(root).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+    }
+    tmp.join("data")
+}
+
+/// A 3-round seeded GAN attack on the fixtures: 4 clients x 300, attack from round 2.
+fn tiny_attack(out: &Path, data: &Path) -> Output {
+    fl(&[
+        "attack",
+        "gan-poison",
+        "--config",
+        "configs/demo.toml",
+        "--generate",
+        "3",
+        "--target",
+        "8",
+        "--boost",
+        "4",
+        "--set",
+        "rounds=3",
+        "--set",
+        "clients=4",
+        "--set",
+        "partition.samples_per_client=300",
+        "--set",
+        "test_samples=500",
+        "--set",
+        "attack.start_round=2",
+        "--set",
+        "attack.gan.steps=4",
+        "--set",
+        "attack.gan.batch_size=16",
+        "--set",
+        "attack.n_fake=40",
+        "--set",
+        "attack.n_poison=40",
+        "--set",
+        "attack.samples_every=1",
+        "--set",
+        "attack.fidelity_samples=64",
+        "--seed",
+        "7",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn seeded_attack_on_fixtures_is_reproducible_and_complete() {
+    let tmp = fl_data::scratch::ScratchDir::new("fl-cli-attack").unwrap();
+    let data = private_fixtures(tmp.path());
+    let (a, b): (PathBuf, PathBuf) = (tmp.path().join("a"), tmp.path().join("b"));
+    for dir in [&a, &b] {
+        let o = tiny_attack(dir, &data);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stdout(&o).contains("average attack accuracy"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "summary.json",
+        "attack.png",
+        "accuracy.png",
+        "samples.png",
+        "samples/round-002.png",
+        "samples/round-003.png",
+    ] {
+        assert!(a.join(f).is_file(), "{f} missing");
+    }
+    assert!(
+        !a.join("samples/round-001.png").exists(),
+        "no grid before the attack"
+    );
+    let (ma, mb) = (metrics_without_time(&a), metrics_without_time(&b));
+    assert_eq!(ma.len(), 3);
+    assert_eq!(ma, mb, "same seed, same metrics");
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
+    summary.as_object_mut().unwrap().remove("time");
+    insta::assert_json_snapshot!("tiny_attack_summary", summary);
+    // The written config names the withheld class and reproduces the run.
+    let config = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(config.contains("[[partition.withhold]]"), "{config}");
+    let c = fl(&[
+        "attack",
+        "gan-poison",
+        "--config",
+        a.join("config.toml").to_str().unwrap(),
+        "-q",
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    assert!(c.status.success(), "{}", stderr(&c));
+    assert_eq!(metrics_without_time(&b), ma);
 }

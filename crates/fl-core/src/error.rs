@@ -20,6 +20,14 @@ pub enum CoreError {
     /// An aggregation rule cannot apply to these updates.
     #[error("aggregation failed: {0}")]
     Aggregation(String),
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A participant failed.
     #[error("participant {client} failed: {reason}")]
     Participant {

@@ -1,0 +1,212 @@
+//! The malicious participant: GAN poisoning, label flipping, or its benign twin.
+
+use crate::config::{AttackConfig, AttackMethod};
+use fl_core::data::LocalData;
+use fl_core::error::{CoreError, Result};
+use fl_core::eval::evaluate;
+use fl_core::train::{TrainConfig, train_local};
+use fl_core::{Participant, RoundContext, Update};
+use fl_data::NUM_CLASSES;
+use fl_gan::{Gan, GanStats};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What the adversary did in one round it was sampled in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdversaryRound {
+    /// True when it attacked (false: it behaved benignly).
+    pub attacking: bool,
+    /// Samples it trained on (own plus generated).
+    pub local_samples: usize,
+    /// Its mean local training loss.
+    pub train_loss: f64,
+    /// Generator training, for the GAN attack.
+    pub gan: Option<GanStats>,
+    /// The global model's accuracy on the adversary's own data when the round started.
+    pub own_accuracy: Option<f64>,
+}
+
+/// The adversary's record, shared with whoever runs the federation.
+#[derive(Debug, Clone, Default)]
+pub struct AttackLog {
+    /// The round the attack started (for `none`: the round it would have started).
+    pub started_at: Option<usize>,
+    /// Per round in which the adversary was sampled.
+    pub rounds: BTreeMap<usize, AdversaryRound>,
+}
+
+/// What the runner keeps of the adversary: its log and, for the GAN attack, its generator.
+#[derive(Clone)]
+pub struct AttackHandle {
+    /// The shared log.
+    pub log: Arc<Mutex<AttackLog>>,
+    /// The generator (GAN attack only).
+    pub gan: Option<Arc<Mutex<Gan>>>,
+}
+
+impl AttackHandle {
+    /// The log, locked.
+    pub fn log(&self) -> MutexGuard<'_, AttackLog> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `n` images of G from the generator with noise from `rng` (`None` without a generator).
+    pub fn sample(&self, n: usize, rng: &mut fl_data::rng::Stream) -> Option<Vec<f32>> {
+        self.gan
+            .as_ref()
+            .map(|g| g.lock().unwrap_or_else(|p| p.into_inner()).sample(n, rng))
+    }
+}
+
+/// The adversarial client.
+pub struct Adversary {
+    client: usize,
+    own: LocalData,
+    cfg: AttackConfig,
+    train: TrainConfig,
+    handle: AttackHandle,
+}
+
+impl Adversary {
+    /// The adversary `cfg.adversary` holding `own`, attacking a run whose benign local training
+    /// is `fed_train`; `seed` seeds its generator.
+    pub fn new(
+        own: LocalData,
+        cfg: &AttackConfig,
+        fed_train: &TrainConfig,
+        device: &burn::tensor::Device,
+        seed: u64,
+    ) -> Self {
+        let gan = (cfg.method == AttackMethod::Gan)
+            .then(|| Arc::new(Mutex::new(Gan::new(cfg.gan.clone(), device, seed))));
+        let mut train = fed_train.clone();
+        if let Some(e) = cfg.epochs {
+            train.epochs = e;
+        }
+        Self {
+            client: cfg.adversary,
+            own,
+            cfg: cfg.clone(),
+            train,
+            handle: AttackHandle {
+                log: Arc::new(Mutex::new(AttackLog::default())),
+                gan,
+            },
+        }
+    }
+
+    /// The handle the runner keeps.
+    pub fn handle(&self) -> AttackHandle {
+        self.handle.clone()
+    }
+
+    /// Decides whether this round attacks; returns (attacking, own accuracy if measured).
+    fn should_attack(&self, ctx: &RoundContext<'_>) -> (bool, Option<f64>) {
+        if let Some(start) = self.handle.log().started_at {
+            return (ctx.round >= start, None);
+        }
+        if ctx.round < self.cfg.start_round {
+            return (false, None);
+        }
+        match self.cfg.start_accuracy {
+            None => (true, None),
+            Some(threshold) => {
+                let acc = evaluate(ctx.spec, ctx.global, &self.own, NUM_CLASSES).accuracy;
+                (acc >= threshold, Some(acc))
+            }
+        }
+    }
+
+    /// The local set of an attack round.
+    fn attack_data(&self, ctx: &RoundContext<'_>) -> Result<(LocalData, Option<GanStats>)> {
+        let mut data = self.own.clone();
+        match self.cfg.method {
+            AttackMethod::None => unreachable!("the benign twin never builds an attack set"),
+            AttackMethod::LabelFlip => {
+                for l in data.labels.iter_mut() {
+                    if *l as usize == self.cfg.generate {
+                        *l = self.cfg.target as u8;
+                    }
+                }
+                Ok((data, None))
+            }
+            AttackMethod::Gan => {
+                let gan = self
+                    .handle
+                    .gan
+                    .as_ref()
+                    .expect("the GAN attack has a generator");
+                let mut gan = gan.lock().unwrap_or_else(|p| p.into_inner());
+                let stats =
+                    gan.train_against(ctx.spec, ctx.global, self.cfg.generate, ctx.round)?;
+                let mut rng = ctx.rng("attack-samples", self.client);
+                let mut add = |n: usize, label: usize| {
+                    let images = gan.sample(n, &mut rng);
+                    for img in images.chunks_exact(fl_core::data::PIXELS) {
+                        data.push(img, label as u8);
+                    }
+                };
+                if self.cfg.fake_class {
+                    add(self.cfg.n_fake, NUM_CLASSES);
+                }
+                if self.cfg.poison {
+                    add(self.cfg.n_poison, self.cfg.target);
+                }
+                Ok((data, Some(stats)))
+            }
+        }
+    }
+}
+
+impl Participant for Adversary {
+    fn client(&self) -> usize {
+        self.client
+    }
+
+    fn num_samples(&self) -> usize {
+        self.own.len()
+    }
+
+    fn is_adversarial(&self) -> bool {
+        true
+    }
+
+    fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
+        let (attacking, own_accuracy) = self.should_attack(ctx);
+        if attacking {
+            self.handle.log().started_at.get_or_insert(ctx.round);
+        }
+        let malicious = attacking && self.cfg.method != AttackMethod::None;
+        let (data, gan, train) = if malicious {
+            let (d, g) = self.attack_data(ctx)?;
+            (d, g, &self.train)
+        } else {
+            (self.own.clone(), None, ctx.train)
+        };
+        let mut rng = ctx.rng("local-shuffle", self.client);
+        let (local, stats) = train_local(ctx.spec, ctx.global, &data, train, &mut rng);
+        let mut update = ctx.update_from(self.client, &local, stats, self.own.len());
+        if malicious && self.cfg.boost != 1.0 {
+            let boost = self.cfg.boost as f32;
+            update.delta.iter_mut().for_each(|d| *d *= boost);
+        }
+        if update.delta.iter().any(|d| !d.is_finite()) {
+            return Err(CoreError::Participant {
+                client: self.client,
+                reason: format!("its round-{} update is not finite", ctx.round),
+            });
+        }
+        self.handle.log().rounds.insert(
+            ctx.round,
+            AdversaryRound {
+                attacking,
+                local_samples: data.len(),
+                train_loss: stats.loss,
+                gan,
+                own_accuracy,
+            },
+        );
+        Ok(update)
+    }
+}

@@ -1,0 +1,25 @@
+//! Poisoning attacks on federated training, as participants the protocol calls like any client.
+//!
+//! - [`config`]: [`AttackConfig`], the `[attack]` section (method, classes G and T, the
+//!   adversary, when it starts, the strength knobs);
+//! - [`adversary`]: [`Adversary`], the malicious participant: the combined GAN reconstruction +
+//!   poisoning attack (Hitaj et al.; Zhang et al.), plain label flipping, or a benign twin for the
+//!   no-attack baseline; update boosting;
+//! - [`metrics`]: attack accuracy (test images of G classified as T) and the scores beside it,
+//!   per round and summarised over the attack period;
+//! - [`run`]: [`AttackRun`], a federated run with the adversary in place.
+//!
+//! The combined attack, in each attack round: train the generator against the global model
+//! towards G; add `n_fake` generated images labelled K (the extra "fake" class) and `n_poison`
+//! generated images labelled T to the adversary's own data (which holds no image of G); train
+//! locally like a benign client; multiply the update by `boost`.
+
+pub mod adversary;
+pub mod config;
+pub mod metrics;
+pub mod run;
+
+pub use adversary::{Adversary, AdversaryRound, AttackHandle, AttackLog};
+pub use config::{AttackConfig, AttackMethod};
+pub use metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
+pub use run::AttackRun;

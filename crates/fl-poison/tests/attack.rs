@@ -1,0 +1,187 @@
+//! The adversary inside a federation on the bundled fixtures.
+
+use fl_core::experiment::Experiment;
+use fl_core::participant::RoundContext;
+use fl_core::{FedConfig, Participant};
+use fl_data::partition::{PartitionConfig, Withhold};
+use fl_gan::GanConfig;
+use fl_poison::{Adversary, AttackConfig, AttackMethod, AttackRun};
+
+fn fixtures() -> std::path::PathBuf {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures").into()
+}
+
+/// 4 clients x 300 fixture images, 3 rounds, 500 test images.
+fn fed() -> FedConfig {
+    FedConfig {
+        data_dir: fixtures(),
+        clients: 4,
+        rounds: 3,
+        test_samples: Some(500),
+        threads: 2,
+        seed: 5,
+        partition: PartitionConfig {
+            samples_per_client: Some(300),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn attack(method: AttackMethod) -> AttackConfig {
+    AttackConfig {
+        method,
+        generate: 3,
+        target: 8,
+        start_round: 2,
+        n_fake: 40,
+        n_poison: 40,
+        fidelity_samples: 0,
+        gan: GanConfig {
+            steps: 4,
+            batch_size: 16,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn the_gan_adversary_owns_no_image_of_g_and_the_others_do() {
+    let run = AttackRun::build(&fed(), &attack(AttackMethod::Gan)).unwrap();
+    let labels = &run.prepared.train.labels;
+    let of = |k: usize| {
+        run.prepared.parts[k]
+            .iter()
+            .filter(|&&i| labels[i] == 3)
+            .count()
+    };
+    assert_eq!(of(0), 0);
+    assert_eq!(run.prepared.parts[0].len(), 300);
+    assert!((1..4).all(|k| of(k) > 0));
+    // Label flipping needs G in the adversary's data.
+    let flip = AttackRun::build(&fed(), &attack(AttackMethod::LabelFlip)).unwrap();
+    let labels = &flip.prepared.train.labels;
+    assert!(flip.prepared.parts[0].iter().any(|&i| labels[i] == 3));
+}
+
+#[test]
+fn the_benign_twin_is_exactly_a_benign_client() {
+    let mut run = AttackRun::build(&fed(), &attack(AttackMethod::None)).unwrap();
+    let rows = run.run(&mut |_| {}).unwrap();
+    let mut plain_cfg = fed();
+    plain_cfg.partition.withhold.push(Withhold {
+        classes: vec![3],
+        clients: vec![0],
+    });
+    let mut plain = Experiment::build(&plain_cfg).unwrap();
+    let plain_rows = plain.federation.run(&mut |_| {}).unwrap();
+    for (a, b) in rows.iter().zip(&plain_rows) {
+        assert_eq!(a.base.test, b.test);
+        assert_eq!(a.base.train_loss, b.train_loss);
+    }
+    assert_eq!(run.federation.global(), plain.federation.global());
+    // The baseline still marks the period the attack would have covered.
+    assert_eq!(run.handle.log().started_at, Some(2));
+    assert_eq!(
+        rows.iter().map(|r| r.attack_period).collect::<Vec<_>>(),
+        [false, true, true]
+    );
+}
+
+#[test]
+fn a_seeded_gan_attack_gives_identical_numbers_twice() {
+    let once = || {
+        let mut run = AttackRun::build(&fed(), &attack(AttackMethod::Gan)).unwrap();
+        let rows = run.run(&mut |_| {}).unwrap();
+        (
+            rows,
+            run.federation.global().to_vec(),
+            run.handle.log().clone(),
+        )
+    };
+    let (a_rows, a_global, a_log) = once();
+    let (b_rows, b_global, b_log) = once();
+    assert_eq!(a_global, b_global);
+    for (a, b) in a_rows.iter().zip(&b_rows) {
+        assert_eq!(a.scores, b.scores);
+        assert_eq!(a.adversary, b.adversary);
+    }
+    assert_eq!(a_log.rounds, b_log.rounds);
+    // Attack rounds train on own data + 40 fake + 40 poison images; round 1 is benign.
+    let r1 = &a_log.rounds[&1];
+    assert!(!r1.attacking && r1.gan.is_none() && r1.local_samples == 300);
+    let r2 = &a_log.rounds[&2];
+    assert!(r2.attacking && r2.gan.is_some() && r2.local_samples == 380);
+}
+
+/// The adversary's update in round 2 of the run, from the run's global parameters.
+fn update_with_boost(boost: f64) -> Vec<f32> {
+    let cfg = AttackConfig {
+        boost,
+        ..attack(AttackMethod::LabelFlip)
+    };
+    let run = AttackRun::build(&fed(), &cfg).unwrap();
+    let spec = run.prepared.spec.clone();
+    let global = spec.initial_params(1);
+    let mut adv = Adversary::new(
+        run.prepared.client_data(0),
+        &cfg,
+        &run.prepared.config.train,
+        &spec.device,
+        5,
+    );
+    let ctx = RoundContext {
+        round: 2,
+        seed: 5,
+        global: &global,
+        spec: &spec,
+        train: &run.prepared.config.train,
+        benign_updates: &[],
+    };
+    adv.update(&ctx).unwrap().delta
+}
+
+#[test]
+fn boosting_multiplies_the_malicious_update() {
+    let one = update_with_boost(1.0);
+    let three = update_with_boost(3.0);
+    assert!(one.iter().any(|&d| d != 0.0));
+    for (a, b) in one.iter().zip(&three) {
+        assert!(
+            (a * 3.0 - b).abs() <= 1e-6 * b.abs().max(1e-3),
+            "{a} x 3 != {b}"
+        );
+    }
+}
+
+#[test]
+fn an_unreached_start_accuracy_keeps_the_adversary_benign() {
+    let cfg = AttackConfig {
+        start_accuracy: Some(1.0),
+        ..attack(AttackMethod::Gan)
+    };
+    let mut run = AttackRun::build(&fed(), &cfg).unwrap();
+    let rows = run.run(&mut |_| {}).unwrap();
+    let log = run.handle.log();
+    assert_eq!(log.started_at, None);
+    assert!(log.rounds.values().all(|r| !r.attacking));
+    // It measured the global model on its own data from the start round on.
+    assert!(log.rounds[&1].own_accuracy.is_none());
+    assert!(log.rounds[&2].own_accuracy.is_some());
+    drop(log);
+    assert!(rows.iter().all(|r| !r.attack_period));
+    let s = run.summary(&rows, None);
+    assert_eq!((s.attack_start, s.avg_attack_accuracy), (None, None));
+}
+
+#[test]
+fn invalid_attacks_are_refused_before_any_work() {
+    let e = |a: AttackConfig| AttackRun::build(&fed(), &a).err().unwrap().to_string();
+    let mut a = attack(AttackMethod::Gan);
+    a.target = 3;
+    assert!(e(a).contains("must differ"));
+    let mut a = attack(AttackMethod::Gan);
+    a.adversary = 4;
+    assert!(e(a).contains("4 clients"));
+}
