@@ -162,15 +162,6 @@ impl AttackConfig {
         }
         out
     }
-
-    /// The adversary's local training parameters in attack rounds.
-    pub fn local_train(&self, fed: &FedConfig) -> fl_core::train::TrainConfig {
-        let mut t = fed.train.clone();
-        if let Some(e) = self.epochs {
-            t.epochs = e;
-        }
-        t
-    }
 }
 
 #[cfg(test)]
