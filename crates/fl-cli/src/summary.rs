@@ -53,10 +53,7 @@ pub struct Summary {
     pub time: TimeSummary,
 }
 
-/// Rounds a figure to 6 decimals, so summaries read well and compare across platforms.
-pub fn round6(x: f64) -> f64 {
-    (x * 1e6).round() / 1e6
-}
+pub use fl_core::eval::round6;
 
 impl Summary {
     /// Builds the summary from the rounds' metrics.

@@ -72,6 +72,22 @@ fn metrics_without_time(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs `command` with the `config.toml` that run `a` wrote, into `b`; returns `b`'s metrics.
+fn rerun_from_written_config(command: &[&str], a: &Path, b: &Path) -> Vec<serde_json::Value> {
+    let config = a.join("config.toml");
+    let mut args = command.to_vec();
+    args.extend([
+        "--config",
+        config.to_str().unwrap(),
+        "-q",
+        "--out",
+        b.to_str().unwrap(),
+    ]);
+    let o = fl(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    metrics_without_time(b)
+}
+
 #[test]
 fn seeded_run_on_fixtures_is_reproducible_and_complete() {
     let tmp = fl_data::scratch::ScratchDir::new("fl-cli-test").unwrap();
@@ -99,16 +115,7 @@ fn seeded_run_on_fixtures_is_reproducible_and_complete() {
     assert!(time["total_s"].as_f64().unwrap() > 0.0);
     insta::assert_json_snapshot!("tiny_run_summary", summary);
     // The resolved config is itself a valid config that reproduces the run.
-    let c = fl(&[
-        "train",
-        "--config",
-        a.join("config.toml").to_str().unwrap(),
-        "-q",
-        "--out",
-        b.to_str().unwrap(),
-    ]);
-    assert!(c.status.success(), "{}", stderr(&c));
-    assert_eq!(metrics_without_time(&b), ma);
+    assert_eq!(rerun_from_written_config(&["train"], &a, &b), ma);
 }
 
 #[test]
@@ -252,15 +259,8 @@ fn seeded_attack_on_fixtures_is_reproducible_and_complete() {
     // The written config names the withheld class and reproduces the run.
     let config = std::fs::read_to_string(a.join("config.toml")).unwrap();
     assert!(config.contains("[[partition.withhold]]"), "{config}");
-    let c = fl(&[
-        "attack",
-        "gan-poison",
-        "--config",
-        a.join("config.toml").to_str().unwrap(),
-        "-q",
-        "--out",
-        b.to_str().unwrap(),
-    ]);
-    assert!(c.status.success(), "{}", stderr(&c));
-    assert_eq!(metrics_without_time(&b), ma);
+    assert_eq!(
+        rerun_from_written_config(&["attack", "gan-poison"], &a, &b),
+        ma
+    );
 }

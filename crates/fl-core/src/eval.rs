@@ -112,6 +112,11 @@ pub fn evaluate(spec: &ModelSpec, params: &[f32], data: &LocalData, classes: usi
     }
 }
 
+/// Rounds a score to 6 decimals, so summaries read well and compare across platforms.
+pub fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
 /// Index of the largest value (the first on ties).
 pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;

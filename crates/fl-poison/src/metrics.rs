@@ -3,7 +3,7 @@
 use crate::adversary::AdversaryRound;
 use crate::config::AttackConfig;
 use fl_core::RoundMetrics;
-use fl_core::eval::Evaluation;
+use fl_core::eval::{Evaluation, round6};
 use serde::{Deserialize, Serialize};
 
 /// The global model's scores that matter for the attack, after one round.
@@ -78,10 +78,6 @@ pub struct AttackSummary {
     pub final_accuracy_generate: f64,
     /// Share of generated images of G the oracle classifies as G (GAN attack, when scored).
     pub fidelity: Option<f64>,
-}
-
-fn round6(x: f64) -> f64 {
-    (x * 1e6).round() / 1e6
 }
 
 impl AttackSummary {
