@@ -56,7 +56,7 @@ impl Evaluation {
 
 /// Logits of every image of `data`, `[len][outputs]` flattened.
 pub fn logits(spec: &ModelSpec, params: &[f32], data: &LocalData) -> Vec<f32> {
-    if let Some(threads) = spec.cpu_inference {
+    if let Some(threads) = spec.cpu_kernels {
         return crate::inference::logits(spec.kind, spec.outputs, params, &data.images, threads);
     }
     let model = spec.inference_model(params);

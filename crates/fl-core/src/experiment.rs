@@ -20,6 +20,7 @@ pub fn aggregator(name: &str) -> Result<Box<dyn Aggregator>> {
 }
 
 /// Data and split of a run, before the participants are chosen.
+#[derive(Clone)]
 pub struct Prepared {
     /// The checked configuration.
     pub config: FedConfig,
@@ -48,19 +49,25 @@ impl Prepared {
             .partition
             .validate(config.clients)?
             .split(&train.labels, config.seed)?;
-        let spec = ModelSpec {
-            kind: config.model,
-            outputs: NUM_CLASSES + 1,
-            device: config.device.device()?,
-            cpu_inference: (config.device == crate::DeviceKind::Flex)
-                .then(|| config.worker_threads()),
-        };
+        let spec = Self::spec_of(config)?;
         Ok(Self {
             config: config.clone(),
             train,
             test,
             parts,
             spec,
+        })
+    }
+
+    /// The model of a run of `config`: architecture, outputs, device, and whether the CPU
+    /// kernels do the work (on the flex device).
+    pub fn spec_of(config: &FedConfig) -> Result<ModelSpec> {
+        Ok(ModelSpec {
+            kind: config.model,
+            outputs: NUM_CLASSES + 1,
+            device: config.device.device()?,
+            cpu_kernels: (config.device == crate::DeviceKind::Flex)
+                .then(|| config.worker_threads()),
         })
     }
 

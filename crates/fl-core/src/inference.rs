@@ -48,7 +48,7 @@ pub fn logits(
 }
 
 /// Splits `params` into consecutive slices of the given lengths.
-fn take<'a>(params: &mut &'a [f32], len: usize) -> &'a [f32] {
+pub(crate) fn take<'a>(params: &mut &'a [f32], len: usize) -> &'a [f32] {
     let (head, tail) = params.split_at(len);
     *params = tail;
     head
@@ -84,7 +84,7 @@ fn mlp_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
 
 /// `c[m][n] = a * b` with `a` (m x k) and `b` (k x n) given by row and column strides.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(crate) fn matmul(
     m: usize,
     n: usize,
     k: usize,
@@ -126,7 +126,14 @@ fn matmul(
 }
 
 /// `x [b, inp] * w [inp, out] + bias` (burn stores linear weights as `[in, out]`).
-fn linear(x: &[f32], b: usize, inp: usize, w: &[f32], bias: &[f32], out: usize) -> Vec<f32> {
+pub(crate) fn linear(
+    x: &[f32],
+    b: usize,
+    inp: usize,
+    w: &[f32],
+    bias: &[f32],
+    out: usize,
+) -> Vec<f32> {
     let mut y = vec![0.0f32; b * out];
     matmul(b, out, inp, x, inp, 1, w, out, 1, &mut y);
     for row in y.chunks_exact_mut(out) {
@@ -155,21 +162,7 @@ fn conv_pool_relu(
     let o = h - k + 1;
     let kk = cin * k * k;
     let cols_n = b * o * o;
-    let mut cols = vec![0.0f32; kk * cols_n];
-    for ci in 0..cin {
-        for ky in 0..k {
-            for kx in 0..k {
-                let row = &mut cols[((ci * k + ky) * k + kx) * cols_n..][..cols_n];
-                for img in 0..b {
-                    let src = &x[(img * cin + ci) * h * h..];
-                    for y in 0..o {
-                        let s = (y + ky) * h + kx;
-                        row[(img * o + y) * o..][..o].copy_from_slice(&src[s..s + o]);
-                    }
-                }
-            }
-        }
-    }
+    let cols = im2col(x, b, cin, h, k);
     // conv[co][img*o*o + y*o + x] = sum_j w[co][j] * cols[j][...]
     let mut conv = vec![0.0f32; cout * cols_n];
     matmul(cout, cols_n, kk, w, kk, 1, &cols, cols_n, 1, &mut conv);
@@ -193,4 +186,28 @@ fn conv_pool_relu(
         }
     }
     out
+}
+
+/// The patches of a valid k x k convolution of NCHW `x` (`b` images, `cin` channels, side
+/// `h`), transposed: one row per weight index (ci, ky, kx), one column per (image, y, x) with
+/// output side `o = h - k + 1`; `[cin * k * k][b * o * o]`.
+pub(crate) fn im2col(x: &[f32], b: usize, cin: usize, h: usize, k: usize) -> Vec<f32> {
+    let o = h - k + 1;
+    let cols_n = b * o * o;
+    let mut cols = vec![0.0f32; cin * k * k * cols_n];
+    for ci in 0..cin {
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &mut cols[((ci * k + ky) * k + kx) * cols_n..][..cols_n];
+                for img in 0..b {
+                    let src = &x[(img * cin + ci) * h * h..];
+                    for y in 0..o {
+                        let s = (y + ky) * h + kx;
+                        row[(img * o + y) * o..][..o].copy_from_slice(&src[s..s + o]);
+                    }
+                }
+            }
+        }
+    }
+    cols
 }

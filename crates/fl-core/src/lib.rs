@@ -9,8 +9,9 @@
 //! - [`participant`]: the [`Participant`] trait through which an attack replaces a client;
 //! - [`federation`]: the round protocol; [`experiment`]: a whole run built from a
 //!   [`FedConfig`];
-//! - [`device`]: the compute device, chosen at run time; [`inference`]: the CPU forward pass
-//!   that evaluation uses on the flex device.
+//! - [`device`]: the compute device, chosen at run time; [`inference`] and [`backprop`]: the
+//!   CPU forward pass and training step that evaluation and local training use on the flex
+//!   device.
 //!
 //! ```no_run
 //! use fl_core::{FedConfig, experiment::Experiment};
@@ -20,6 +21,7 @@
 //! # Ok::<(), fl_core::CoreError>(())
 //! ```
 
+pub mod backprop;
 pub mod config;
 pub mod data;
 pub mod device;

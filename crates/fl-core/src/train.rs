@@ -1,5 +1,6 @@
 //! Local training: SGD over a participant's data for some epochs, seeded shuffles.
 
+use crate::backprop::{Sgd, gradient};
 use crate::data::{LocalData, PIXELS};
 use crate::error::{CoreError, Result};
 use crate::model::{Classifier, ModelKind, SIDE};
@@ -99,6 +100,20 @@ pub struct TrainStats {
     pub samples: usize,
 }
 
+impl TrainStats {
+    fn new(loss_sum: f64, steps: usize, data: &LocalData, cfg: &TrainConfig) -> Self {
+        Self {
+            loss: if steps > 0 {
+                loss_sum / steps as f64
+            } else {
+                0.0
+            },
+            steps,
+            samples: data.len() * cfg.epochs,
+        }
+    }
+}
+
 /// The model a run trains: architecture, outputs and device; turns flat vectors into modules.
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
@@ -108,9 +123,10 @@ pub struct ModelSpec {
     pub outputs: usize,
     /// Device without autodiff (evaluation); training uses `device.autodiff()`.
     pub device: Device,
-    /// Evaluate with [`crate::inference`] on this many threads instead of through burn
-    /// (the flex device does; `None` keeps every forward pass on `device`).
-    pub cpu_inference: Option<usize>,
+    /// Train with [`crate::backprop`] and evaluate with [`crate::inference`] (on this many
+    /// threads) instead of through burn; the flex device does. `None` keeps all work on
+    /// `device`.
+    pub cpu_kernels: Option<usize>,
 }
 
 impl ModelSpec {
@@ -171,6 +187,9 @@ pub fn train_local(
     cfg: &TrainConfig,
     rng: &mut Stream,
 ) -> (Vec<f32>, TrainStats) {
+    if spec.cpu_kernels.is_some() {
+        return train_local_cpu(spec, params, data, cfg, rng);
+    }
     let device = spec.device.clone().autodiff();
     let mut model = spec.training_model(params);
     let mut optim = cfg.optimizer();
@@ -189,14 +208,41 @@ pub fn train_local(
             steps += 1;
         }
     }
-    let stats = TrainStats {
-        loss: if steps > 0 {
-            loss_sum / steps as f64
-        } else {
-            0.0
-        },
-        steps,
-        samples: data.len() * cfg.epochs,
-    };
-    (to_flat(&model.valid()), stats)
+    (
+        to_flat(&model.valid()),
+        TrainStats::new(loss_sum, steps, data, cfg),
+    )
+}
+
+/// [`train_local`] with this crate's CPU kernels: the same shuffles and batches, the same SGD.
+fn train_local_cpu(
+    spec: &ModelSpec,
+    params: &[f32],
+    data: &LocalData,
+    cfg: &TrainConfig,
+    rng: &mut Stream,
+) -> (Vec<f32>, TrainStats) {
+    let mut p = params.to_vec();
+    let mut grad = vec![0.0f32; p.len()];
+    let mut optim = Sgd::new(cfg.lr, cfg.momentum, cfg.weight_decay);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    let mut loss_sum = 0.0f64;
+    let mut steps = 0usize;
+    for _ in 0..cfg.epochs {
+        order.shuffle(rng);
+        for chunk in order.chunks(cfg.batch_size) {
+            images.clear();
+            labels.clear();
+            for &i in chunk {
+                images.extend_from_slice(data.image(i));
+                labels.push(data.labels[i]);
+            }
+            let loss = gradient(spec.kind, spec.outputs, &p, &images, &labels, &mut grad);
+            loss_sum += loss as f64;
+            optim.step(&mut p, &mut grad);
+            steps += 1;
+        }
+    }
+    (p, TrainStats::new(loss_sum, steps, data, cfg))
 }

@@ -35,7 +35,7 @@ fn spec(kind: ModelKind) -> ModelSpec {
         kind,
         outputs: 11,
         device: DeviceKind::Flex.device().unwrap(),
-        cpu_inference: None,
+        cpu_kernels: None,
     }
 }
 
@@ -61,7 +61,7 @@ fn flat_parameters_round_trip() {
 }
 
 #[test]
-fn cpu_inference_matches_burn_forward_whatever_the_threads() {
+fn cpu_kernels_inference_matches_burn_forward_whatever_the_threads() {
     let p = Prepared::load(&small_config()).unwrap();
     let data = fl_core::data::LocalData::all(&p.test);
     for kind in [ModelKind::Cnn, ModelKind::Mlp] {
@@ -83,6 +83,102 @@ fn cpu_inference_matches_burn_forward_whatever_the_threads() {
             let t = fl_core::inference::logits(kind, 11, &params, &data.images, threads);
             assert_eq!(t, native, "{kind:?} with {threads} threads");
         }
+    }
+}
+
+/// Largest absolute difference of two equally long vectors.
+fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max)
+}
+
+#[test]
+fn cpu_kernels_gradient_matches_burn_autodiff() {
+    let p = Prepared::load(&small_config()).unwrap();
+    let data = p.client_data(2);
+    for kind in [ModelKind::Cnn, ModelKind::Mlp] {
+        let burn = spec(kind);
+        let native = ModelSpec {
+            cpu_kernels: Some(1),
+            ..spec(kind)
+        };
+        // One full-batch step with lr 1 from a partly trained model: init - result = gradient.
+        let (start, _) = train_local(
+            &burn,
+            &burn.initial_params(4),
+            &data,
+            &TrainConfig::default(),
+            &mut stream(0, "t", &[]),
+        );
+        let tc = TrainConfig {
+            lr: 1.0,
+            batch_size: data.len(),
+            ..Default::default()
+        };
+        let (after_burn, stats_burn) =
+            train_local(&burn, &start, &data, &tc, &mut stream(1, "t", &[]));
+        let (after_native, stats_native) =
+            train_local(&native, &start, &data, &tc, &mut stream(1, "t", &[]));
+        let grad =
+            |after: &[f32]| -> Vec<f32> { start.iter().zip(after).map(|(s, a)| s - a).collect() };
+        let (gb, gn) = (grad(&after_burn), grad(&after_native));
+        let scale = gb.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+        assert!(scale > 1e-3, "{kind:?}: the gradient is not trivially zero");
+        let worst = worst_difference(&gb, &gn);
+        assert!(
+            worst <= 1e-4 * scale.max(1.0),
+            "{kind:?}: gradients differ by {worst} (scale {scale})"
+        );
+        assert!(
+            (stats_burn.loss - stats_native.loss).abs() < 1e-5,
+            "{kind:?}: loss"
+        );
+        assert_eq!(stats_native.steps, 1);
+    }
+}
+
+#[test]
+fn cpu_kernels_training_with_momentum_and_decay_follows_burn() {
+    let p = Prepared::load(&small_config()).unwrap();
+    let data = p.client_data(0);
+    let tc = TrainConfig {
+        lr: 0.03,
+        momentum: 0.9,
+        weight_decay: 1e-3,
+        batch_size: 16,
+        epochs: 2,
+    };
+    for kind in [ModelKind::Cnn, ModelKind::Mlp] {
+        let burn = spec(kind);
+        let native = ModelSpec {
+            cpu_kernels: Some(1),
+            ..spec(kind)
+        };
+        let init = burn.initial_params(9);
+        let (a, sa) = train_local(&burn, &init, &data, &tc, &mut stream(2, "t", &[]));
+        let (b, sb) = train_local(&native, &init, &data, &tc, &mut stream(2, "t", &[]));
+        let moved = worst_difference(&a, &init);
+        let worst = worst_difference(&a, &b);
+        assert!(
+            moved > 0.05,
+            "{kind:?}: training moved the parameters ({moved})"
+        );
+        assert!(
+            worst < 2e-3,
+            "{kind:?}: after 14 steps the parameters differ by {worst}"
+        );
+        assert!(
+            (sa.loss - sb.loss).abs() < 1e-3,
+            "{kind:?}: {} vs {}",
+            sa.loss,
+            sb.loss
+        );
+        assert_eq!(sa.steps, sb.steps);
+        let (again, _) = train_local(&native, &init, &data, &tc, &mut stream(2, "t", &[]));
+        assert_eq!(again, b, "{kind:?}: same inputs, same bits");
     }
 }
 

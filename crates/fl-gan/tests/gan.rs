@@ -13,7 +13,7 @@ fn spec() -> ModelSpec {
         kind: ModelKind::Cnn,
         outputs: NUM_CLASSES + 1,
         device: DeviceKind::Flex.device().unwrap(),
-        cpu_inference: Some(1),
+        cpu_kernels: Some(1),
     }
 }
 

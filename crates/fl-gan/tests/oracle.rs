@@ -33,7 +33,7 @@ fn trained_once_then_read_from_the_cache_and_right_about_real_images() {
         kind: ModelKind::Cnn,
         outputs: NUM_CLASSES + 1,
         device: DeviceKind::Flex.device().unwrap(),
-        cpu_inference: Some(2),
+        cpu_kernels: Some(2),
     };
     let first = Oracle::load_or_train(scratch.path(), DatasetKind::Mnist, &recipe, &spec).unwrap();
     assert!(!first.cached);

@@ -1,0 +1,352 @@
+//! The training step of the shared classifiers with this crate's own CPU kernels.
+//!
+//! A client's local training is many small steps (batch 32 of 28x28 images). Through burn's
+//! autodiff each step pays for graph bookkeeping, allocation and single-threaded small-kernel
+//! code that dominates the arithmetic; here a step is the forward pass kept for backward
+//! (im2col + `gemm`, max-pool remembering where each maximum came from, ReLU), the gradient
+//! of the mean cross-entropy written out layer by layer, and SGD with PyTorch's semantics.
+//! Everything runs on the calling thread (clients already run in parallel) in a fixed order,
+//! so the same inputs give the same bits. Tests hold the result to burn's autodiff.
+
+use crate::inference::{im2col, linear, matmul, take};
+use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
+
+/// Gradient of the mean cross-entropy of `labels` over the batch `images` (n x 784 values)
+/// with respect to the flat `params`, written into `grad` (same layout); returns the loss.
+pub fn gradient(
+    kind: ModelKind,
+    outputs: usize,
+    params: &[f32],
+    images: &[f32],
+    labels: &[u8],
+    grad: &mut [f32],
+) -> f32 {
+    assert_eq!(params.len(), grad.len());
+    match kind {
+        ModelKind::Cnn => cnn_gradient(params, outputs, images, labels, grad),
+        ModelKind::Mlp => mlp_gradient(params, outputs, images, labels, grad),
+    }
+}
+
+/// Splits `grad` into consecutive mutable slices of the given lengths.
+fn take_mut<'a>(grad: &mut &'a mut [f32], len: usize) -> &'a mut [f32] {
+    let (head, tail) = std::mem::take(grad).split_at_mut(len);
+    *grad = tail;
+    head
+}
+
+fn cnn_gradient(
+    mut p: &[f32],
+    outputs: usize,
+    images: &[f32],
+    labels: &[u8],
+    mut g: &mut [f32],
+) -> f32 {
+    let b = labels.len();
+    let k = KERNEL;
+    let (w1, b1) = (take(&mut p, CONV1 * k * k), take(&mut p, CONV1));
+    let (w2, b2) = (take(&mut p, CONV2 * CONV1 * k * k), take(&mut p, CONV2));
+    let (w3, b3) = (take(&mut p, FLAT * HIDDEN), take(&mut p, HIDDEN));
+    let (w4, b4) = (take(&mut p, HIDDEN * outputs), take(&mut p, outputs));
+    let (gw1, gb1) = (take_mut(&mut g, CONV1 * k * k), take_mut(&mut g, CONV1));
+    let (gw2, gb2) = (
+        take_mut(&mut g, CONV2 * CONV1 * k * k),
+        take_mut(&mut g, CONV2),
+    );
+    let (gw3, gb3) = (take_mut(&mut g, FLAT * HIDDEN), take_mut(&mut g, HIDDEN));
+    let (gw4, gb4) = (
+        take_mut(&mut g, HIDDEN * outputs),
+        take_mut(&mut g, outputs),
+    );
+
+    // Forward, keeping what backward needs.
+    let conv1 = Conv::new(b, 1, SIDE, CONV1, k);
+    let cols1 = im2col(images, b, 1, SIDE, k);
+    let c1 = conv1.forward(&cols1, w1, b1);
+    let (a1, arg1) = pool_relu(&c1, b, CONV1, conv1.o);
+    let conv2 = Conv::new(b, CONV1, POOLED1, CONV2, k);
+    let cols2 = im2col(&a1, b, CONV1, POOLED1, k);
+    let c2 = conv2.forward(&cols2, w2, b2);
+    let (a2, arg2) = pool_relu(&c2, b, CONV2, conv2.o); // [b, FLAT] in burn's order
+    let mut a3 = linear(&a2, b, FLAT, w3, b3, HIDDEN);
+    a3.iter_mut().for_each(|x| *x = x.max(0.0));
+    let z4 = linear(&a3, b, HIDDEN, w4, b4, outputs);
+    let (loss, dz4) = softmax_cross_entropy(&z4, labels, outputs);
+
+    // Backward.
+    let mut dz3 = dense_backward(&a3, b, HIDDEN, outputs, &dz4, w4, gw4, gb4, true);
+    relu_backward(&a3, &mut dz3);
+    let mut da2 = dense_backward(&a2, b, FLAT, HIDDEN, &dz3, w3, gw3, gb3, true);
+    relu_backward(&a2, &mut da2);
+    let dc2 = unpool(&da2, &arg2, c2.len());
+    let mut da1 = conv2.backward(&cols2, w2, &dc2, gw2, gb2, true);
+    relu_backward(&a1, &mut da1);
+    let dc1 = unpool(&da1, &arg1, c1.len());
+    conv1.backward(&cols1, w1, &dc1, gw1, gb1, false);
+    loss
+}
+
+fn mlp_gradient(
+    mut p: &[f32],
+    outputs: usize,
+    images: &[f32],
+    labels: &[u8],
+    mut g: &mut [f32],
+) -> f32 {
+    let b = labels.len();
+    let (hid, inp) = (MLP_HIDDEN, SIDE * SIDE);
+    let (w1, b1) = (take(&mut p, inp * hid), take(&mut p, hid));
+    let (w2, b2) = (take(&mut p, hid * hid), take(&mut p, hid));
+    let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));
+    let (gw1, gb1) = (take_mut(&mut g, inp * hid), take_mut(&mut g, hid));
+    let (gw2, gb2) = (take_mut(&mut g, hid * hid), take_mut(&mut g, hid));
+    let (gw3, gb3) = (take_mut(&mut g, hid * outputs), take_mut(&mut g, outputs));
+
+    let mut a1 = linear(images, b, inp, w1, b1, hid);
+    a1.iter_mut().for_each(|x| *x = x.max(0.0));
+    let mut a2 = linear(&a1, b, hid, w2, b2, hid);
+    a2.iter_mut().for_each(|x| *x = x.max(0.0));
+    let z3 = linear(&a2, b, hid, w3, b3, outputs);
+    let (loss, dz3) = softmax_cross_entropy(&z3, labels, outputs);
+
+    let mut dz2 = dense_backward(&a2, b, hid, outputs, &dz3, w3, gw3, gb3, true);
+    relu_backward(&a2, &mut dz2);
+    let mut dz1 = dense_backward(&a1, b, hid, hid, &dz2, w2, gw2, gb2, true);
+    relu_backward(&a1, &mut dz1);
+    dense_backward(images, b, inp, hid, &dz1, w1, gw1, gb1, false);
+    loss
+}
+
+/// Mean cross-entropy of `logits [b][n]` against `labels` and its gradient
+/// `(softmax - onehot) / b`.
+fn softmax_cross_entropy(logits: &[f32], labels: &[u8], n: usize) -> (f32, Vec<f32>) {
+    let b = labels.len();
+    let mut d = vec![0.0f32; logits.len()];
+    let mut loss = 0.0f64;
+    for ((row, drow), &y) in logits
+        .chunks_exact(n)
+        .zip(d.chunks_exact_mut(n))
+        .zip(labels)
+    {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0f32;
+        for (dv, &v) in drow.iter_mut().zip(row) {
+            *dv = (v - max).exp();
+            sum += *dv;
+        }
+        loss += (sum.ln() - (row[y as usize] - max)) as f64;
+        for dv in drow.iter_mut() {
+            *dv /= sum * b as f32;
+        }
+        drow[y as usize] -= 1.0 / b as f32;
+    }
+    ((loss / b as f64) as f32, d)
+}
+
+/// Backward of `z = x [b, inp] * w [inp, out] + bias`: writes `gw = x^T dz` and
+/// `gb = column sums of dz`; returns `dx = dz w^T` when `want_dx` (else empty).
+#[allow(clippy::too_many_arguments)]
+fn dense_backward(
+    x: &[f32],
+    b: usize,
+    inp: usize,
+    out: usize,
+    dz: &[f32],
+    w: &[f32],
+    gw: &mut [f32],
+    gb: &mut [f32],
+    want_dx: bool,
+) -> Vec<f32> {
+    matmul(inp, out, b, x, 1, inp, dz, out, 1, gw);
+    column_sums(dz, out, gb);
+    if !want_dx {
+        return Vec::new();
+    }
+    let mut dx = vec![0.0f32; b * inp];
+    matmul(b, inp, out, dz, out, 1, w, 1, out, &mut dx);
+    dx
+}
+
+/// `dst[j] = sum_i m[i][j]` for a row-major matrix with `n` columns.
+fn column_sums(m: &[f32], n: usize, dst: &mut [f32]) {
+    dst.fill(0.0);
+    for row in m.chunks_exact(n) {
+        dst.iter_mut().zip(row).for_each(|(d, v)| *d += v);
+    }
+}
+
+/// Zeroes the gradient where the ReLU output `a` was not positive.
+fn relu_backward(a: &[f32], d: &mut [f32]) {
+    d.iter_mut()
+        .zip(a)
+        .for_each(|(dv, &av)| *dv = if av > 0.0 { *dv } else { 0.0 });
+}
+
+/// A valid convolution of `b` NCHW images: `cin` channels of side `h` to `cout` of side `o`.
+struct Conv {
+    b: usize,
+    cin: usize,
+    h: usize,
+    cout: usize,
+    k: usize,
+    o: usize,
+}
+
+impl Conv {
+    fn new(b: usize, cin: usize, h: usize, cout: usize, k: usize) -> Self {
+        Self {
+            b,
+            cin,
+            h,
+            cout,
+            k,
+            o: h - k + 1,
+        }
+    }
+
+    /// Output positions per channel (all images).
+    fn n(&self) -> usize {
+        self.b * self.o * self.o
+    }
+
+    /// `w [cout, cin*k*k] x cols + bias`, channel-major `[cout][b*o*o]`.
+    fn forward(&self, cols: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+        let (n, kk) = (self.n(), self.cin * self.k * self.k);
+        let mut c = vec![0.0f32; self.cout * n];
+        matmul(self.cout, n, kk, w, kk, 1, cols, n, 1, &mut c);
+        for (row, bb) in c.chunks_exact_mut(n).zip(bias) {
+            row.iter_mut().for_each(|v| *v += bb);
+        }
+        c
+    }
+
+    /// From `dc` (channel-major like the output): `gw = dc cols^T`, `gb` = row sums of `dc`,
+    /// and when `want_dx` the NCHW input gradient (col2im of `w^T dc`).
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        cols: &[f32],
+        w: &[f32],
+        dc: &[f32],
+        gw: &mut [f32],
+        gb: &mut [f32],
+        want_dx: bool,
+    ) -> Vec<f32> {
+        let (n, kk, k, o, h) = (self.n(), self.cin * self.k * self.k, self.k, self.o, self.h);
+        matmul(self.cout, kk, n, dc, n, 1, cols, 1, n, gw);
+        for (g, row) in gb.iter_mut().zip(dc.chunks_exact(n)) {
+            *g = row.iter().sum();
+        }
+        if !want_dx {
+            return Vec::new();
+        }
+        let mut dcols = vec![0.0f32; kk * n];
+        matmul(kk, n, self.cout, w, 1, kk, dc, n, 1, &mut dcols);
+        let mut dx = vec![0.0f32; self.b * self.cin * h * h];
+        for ci in 0..self.cin {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &dcols[((ci * k + ky) * k + kx) * n..][..n];
+                    for img in 0..self.b {
+                        let dst = &mut dx[(img * self.cin + ci) * h * h..];
+                        for y in 0..o {
+                            let s = (y + ky) * h + kx;
+                            dst[s..s + o]
+                                .iter_mut()
+                                .zip(&row[(img * o + y) * o..][..o])
+                                .for_each(|(d, v)| *d += v);
+                        }
+                    }
+                }
+            }
+        }
+        dx
+    }
+}
+
+/// 2x2 max-pool (stride 2) and ReLU of channel-major `conv [c][b*o*o]`; returns NCHW
+/// `[b, c, o/2, o/2]` and, per output, the index in `conv` of its maximum (the first in
+/// row-major order on ties).
+fn pool_relu(conv: &[f32], b: usize, c: usize, o: usize) -> (Vec<f32>, Vec<u32>) {
+    let p = o / 2;
+    let n = b * o * o;
+    let mut out = vec![0.0f32; b * c * p * p];
+    let mut arg = vec![0u32; out.len()];
+    for ch in 0..c {
+        for img in 0..b {
+            let base = ch * n + img * o * o;
+            let dst = (img * c + ch) * p * p;
+            for py in 0..p {
+                for px in 0..p {
+                    let i0 = base + 2 * py * o + 2 * px;
+                    let mut best = i0;
+                    for i in [i0 + 1, i0 + o, i0 + o + 1] {
+                        if conv[i] > conv[best] {
+                            best = i;
+                        }
+                    }
+                    out[dst + py * p + px] = conv[best].max(0.0);
+                    arg[dst + py * p + px] = best as u32;
+                }
+            }
+        }
+    }
+    (out, arg)
+}
+
+/// Scatters the pooled gradient `d` back to the positions its maxima came from.
+fn unpool(d: &[f32], arg: &[u32], len: usize) -> Vec<f32> {
+    let mut dc = vec![0.0f32; len];
+    for (&v, &i) in d.iter().zip(arg) {
+        dc[i as usize] += v;
+    }
+    dc
+}
+
+/// SGD with PyTorch's semantics: `g += weight_decay * p`; with momentum `buf = g` on the first
+/// step, then `buf = momentum * buf + g`; `p -= lr * buf` (or `lr * g` without momentum).
+#[derive(Debug, Clone)]
+pub struct Sgd {
+    lr: f32,
+    momentum: f32,
+    weight_decay: f32,
+    buf: Option<Vec<f32>>,
+}
+
+impl Sgd {
+    /// A fresh optimizer (no momentum buffer yet).
+    pub fn new(lr: f64, momentum: f64, weight_decay: f64) -> Self {
+        Self {
+            lr: lr as f32,
+            momentum: momentum as f32,
+            weight_decay: weight_decay as f32,
+            buf: None,
+        }
+    }
+
+    /// Applies one step with gradient `grad` (overwritten) to `params`.
+    pub fn step(&mut self, params: &mut [f32], grad: &mut [f32]) {
+        if self.weight_decay > 0.0 {
+            grad.iter_mut()
+                .zip(params.iter())
+                .for_each(|(g, p)| *g += self.weight_decay * p);
+        }
+        let dir: &[f32] = if self.momentum > 0.0 {
+            match &mut self.buf {
+                Some(buf) => {
+                    buf.iter_mut()
+                        .zip(grad.iter())
+                        .for_each(|(m, g)| *m = self.momentum * *m + g);
+                    buf
+                }
+                None => self.buf.insert(grad.to_vec()),
+            }
+        } else {
+            grad
+        };
+        params
+            .iter_mut()
+            .zip(dir)
+            .for_each(|(p, d)| *p -= self.lr * d);
+    }
+}
