@@ -1,7 +1,8 @@
 //! `cargo xtask`: developer automation that is not part of the `fl` binary.
 //!
 //! - `cargo xtask download`: fetch MNIST / Fashion-MNIST into the data dir, verified by SHA-256;
-//! - `cargo xtask fixtures`: rebuild the balanced subsets committed under `fixtures/`.
+//! - `cargo xtask fixtures`: rebuild the balanced subsets committed under `fixtures/`;
+//! - `cargo xtask sweep`: the full 90-pair study (`fl sweep --preset full`).
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -20,6 +21,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the full GAN-poisoning study (MNIST and Fashion-MNIST, all 90 pairs, seeds 1-3: 540
+    /// cells) through `fl sweep --preset full`; other arguments go to `fl sweep` (e.g.
+    /// --jobs 2, --shard 0/4, or --grid FILE / --preset quick instead of the full grid).
+    Sweep {
+        /// Arguments for `fl sweep`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Fetch datasets into the data dir (local mirror, Debian package, official mirrors).
     Download {
         /// mnist, fashion-mnist or all.
@@ -54,6 +63,7 @@ enum Command {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Sweep { args } => sweep(&args),
         Command::Download {
             dataset,
             from,
@@ -183,5 +193,28 @@ fn fixtures(data_dir: &Path, out: &Path, train_pc: usize, test_pc: usize) -> Res
     }
     fl_data::atomic::write_atomic(&out.join("SHA256SUMS"), sums.as_bytes())?;
     print!("{sums}");
+    Ok(())
+}
+
+/// `cargo run -p fl-cli -- sweep --preset full ARGS` (without `--preset full` when ARGS name
+/// a grid or preset), in the workspace's one build profile.
+fn sweep(args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["run", "-p", "fl-cli", "--", "sweep"]);
+    let names_grid = args
+        .iter()
+        .any(|a| a.starts_with("--grid") || a.starts_with("--preset"));
+    let is_action = args
+        .first()
+        .is_some_and(|a| ["merge", "report", "emit-slurm", "emit-k8s"].contains(&a.as_str()));
+    if !names_grid && !is_action {
+        cmd.args(["--preset", "full"]);
+    }
+    cmd.args(args);
+    let status = cmd.status().context("running cargo")?;
+    if !status.success() {
+        bail!("fl sweep failed ({status})");
+    }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `fl attack gan-poison` and `fl attack reconstruct`: attack runs written to a run folder.
 
 use crate::config::resolve;
-use crate::plot::{LineChart, Series};
+use crate::plot::{Figure, LineChart, Series};
 use crate::progress::rounds_bar;
 use crate::run_dir::RunDir;
 use crate::summary::Summary;
@@ -85,21 +85,7 @@ pub fn run(
         attack: attack.clone(),
     })?;
     let mut run = AttackRun::build(fed, attack)?;
-    let oracle = if attack.method == AttackMethod::Gan && attack.fidelity_samples > 0 {
-        let o = Oracle::load_or_train(
-            &effective.data_dir,
-            effective.dataset,
-            &OracleRecipe::default(),
-            &run.prepared.spec,
-        )?;
-        if !o.cached {
-            tracing::info!("fidelity oracle trained and cached at {}", o.path.display());
-        }
-        Some(o)
-    } else {
-        None
-    };
-    let parameters = run.federation.spec().num_params();
+    let oracle = fidelity_oracle(&effective, attack, &run.prepared.spec)?;
     let label = format!(
         "{} {}",
         effective.name,
@@ -136,26 +122,63 @@ pub fn run(
     }
     bar.finish();
 
-    let samples = preview(&run, effective.seed);
+    let (summary, samples) = conclude(&run, &effective, &rows, oracle.as_ref());
     if let Some(images) = &samples {
         fl_gan::grid::write_png(&dir.file("samples.png"), images, GRID, GRID, GRID_SCALE)?;
     }
-    let fidelity = oracle.as_ref().and_then(|o| {
+    dir.write_json("summary.json", &summary)?;
+    let base: Vec<fl_core::RoundMetrics> = rows.iter().map(|r| r.base.clone()).collect();
+    draw_curves(&dir, &effective.name, &base)?;
+    draw_attack_curves(&dir, &label, &rows, attack)?;
+    Ok(AttackOutcome { summary, samples })
+}
+
+/// The oracle that scores the generator's fidelity, when the attack asks for it (GAN method,
+/// `fidelity_samples` > 0): read from the cache under the data dir, or trained once.
+pub(crate) fn fidelity_oracle(
+    effective: &FedConfig,
+    attack: &AttackConfig,
+    spec: &fl_core::train::ModelSpec,
+) -> Result<Option<Oracle>> {
+    if attack.method != AttackMethod::Gan || attack.fidelity_samples == 0 {
+        return Ok(None);
+    }
+    let o = Oracle::load_or_train(
+        &effective.data_dir,
+        effective.dataset,
+        &OracleRecipe::default(),
+        spec,
+    )?;
+    if !o.cached {
+        tracing::info!("fidelity oracle trained and cached at {}", o.path.display());
+    }
+    Ok(Some(o))
+}
+
+/// The end of an attack run: the summary (with the fidelity of `fidelity_samples` fresh images
+/// when there is an oracle) and the generator's 8x8 preview images.
+pub(crate) fn conclude(
+    run: &AttackRun,
+    effective: &FedConfig,
+    rows: &[AttackRoundMetrics],
+    oracle: Option<&Oracle>,
+) -> (AttackRunSummary, Option<Vec<f32>>) {
+    let attack = &run.attack;
+    let samples = preview(run, effective.seed);
+    let fidelity = oracle.and_then(|o| {
         let mut rng = stream(effective.seed, "fidelity-noise", &[]);
         run.handle
             .sample(attack.fidelity_samples, &mut rng)
             .map(|images| o.fidelity(&images, attack.generate))
     });
     let base: Vec<fl_core::RoundMetrics> = rows.iter().map(|r| r.base.clone()).collect();
+    let parameters = run.federation.spec().num_params();
     let summary = AttackRunSummary {
-        run: Summary::new(&effective, parameters, &base),
-        attack: run.summary(&rows, fidelity),
+        run: Summary::new(effective, parameters, &base),
+        attack: run.summary(rows, fidelity),
         oracle_test_accuracy: oracle.map(|o| crate::summary::round6(o.test_accuracy)),
     };
-    dir.write_json("summary.json", &summary)?;
-    draw_curves(&dir, &effective.name, &base)?;
-    draw_attack_curves(&dir, &label, &rows, attack)?;
-    Ok(AttackOutcome { summary, samples })
+    (summary, samples)
 }
 
 /// "1 -> 9" with class names: "1 -> 9" for MNIST, "Trouser -> Ankle boot" for Fashion-MNIST.

@@ -1,4 +1,4 @@
-//! The `fl` command's library: config files, run folders, summaries, plots, benchmarks.
+//! The `fl` command's library: config files, run folders, summaries, plots, benchmarks, sweeps.
 //!
 //! The binary (`src/main.rs`) only parses arguments and calls these functions; another
 //! program can call them the same way.
@@ -10,4 +10,5 @@ pub mod plot;
 pub mod progress;
 pub mod run_dir;
 pub mod summary;
+pub mod sweep;
 pub mod train;

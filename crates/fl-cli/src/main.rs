@@ -40,9 +40,119 @@ enum Command {
     /// Run an attack experiment from a config file.
     #[command(subcommand)]
     Attack(AttackCommand),
+    /// The 90-pair GAN-poisoning study: every (dataset, seed, G, T) of a grid, in parallel,
+    /// resumable, sharded; then a report with heat maps and tests.
+    Sweep(SweepArgs),
     /// Benchmarks with fixed workloads; print JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SweepArgs {
+    #[command(subcommand)]
+    action: Option<SweepAction>,
+    #[command(flatten)]
+    grid: GridArgs,
+    /// The sweep folder (default: results/<grid name>). Finished cells there are kept.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Cells run at once (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    jobs: usize,
+    /// Worker threads inside each cell (0 = cores / jobs).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Run only share i of N (from 0), e.g. --shard 0/4; join shards with `fl sweep merge`.
+    #[arg(long, value_name = "i/N")]
+    shard: Option<fl_cli::sweep::Shard>,
+    /// Run every cell from scratch instead of sharing the rounds before the attack between
+    /// the targets of a (dataset, seed, G) (the numbers are the same either way).
+    #[arg(long)]
+    no_warm_start: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(clap::Args)]
+struct GridArgs {
+    /// A grid file (datasets, pairs, seeds, base config; see configs/sweep-quick.toml).
+    #[arg(long, conflicts_with = "preset")]
+    grid: Option<PathBuf>,
+    /// A built-in grid: quick (MNIST, seed 1, 90 cells) or full (MNIST and Fashion-MNIST,
+    /// seeds 1-3, 540 cells), over configs/gan-poison.toml.
+    #[arg(long, default_value = "quick")]
+    preset: String,
+    /// Override a base config value, e.g. --set rounds=20 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Folder holding the datasets (overrides the base config's data_dir).
+    #[arg(long, env = "FL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum SweepAction {
+    /// Join shard folders into one (refusing cells of another configuration).
+    Merge {
+        /// The merged folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Shard folders.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Write the report of the merged folder.
+        #[arg(long)]
+        report: bool,
+    },
+    /// Write the report (matrices, heat maps, histogram, tests, report.md) of a sweep folder.
+    Report {
+        /// The sweep folder.
+        dir: PathBuf,
+    },
+    /// Print a Slurm array script that runs the grid's shards.
+    EmitSlurm {
+        #[command(flatten)]
+        emit: EmitArgs,
+        /// Time limit per task.
+        #[arg(long, default_value = "08:00:00")]
+        time: String,
+    },
+    /// Print a Kubernetes indexed Job that runs the grid's shards.
+    EmitK8s {
+        #[command(flatten)]
+        emit: EmitArgs,
+        /// Container image with `fl` on its PATH.
+        #[arg(long)]
+        image: String,
+        /// Persistent volume claim for the results (mounted at /results).
+        #[arg(long, default_value = "fl-results")]
+        claim: String,
+        /// Persistent volume claim holding the datasets (mounted at /data).
+        #[arg(long, default_value = "fl-datasets")]
+        data_claim: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct EmitArgs {
+    /// A grid file, as the tasks will see its path.
+    #[arg(long, conflicts_with = "preset")]
+    grid: Option<PathBuf>,
+    /// A built-in grid (quick or full).
+    #[arg(long, default_value = "full")]
+    preset: String,
+    /// Number of shards (tasks).
+    #[arg(long)]
+    shards: usize,
+    /// Cores per task (also its --jobs).
+    #[arg(long, default_value_t = 4)]
+    cpus: usize,
+    /// Folder the shard folders go under (default: results/<grid name>).
+    #[arg(long)]
+    out: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -164,6 +274,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { out, quiet } => demo(&out, quiet),
         Command::Attack(AttackCommand::GanPoison(args)) => gan_poison(args),
         Command::Attack(AttackCommand::Reconstruct(args)) => reconstruct(args),
+        Command::Sweep(args) => sweep(args),
         Command::Bench(BenchCommand::Round {
             device,
             data_dir,
@@ -350,4 +461,143 @@ fn reconstruct(args: ReconstructArgs) -> Result<()> {
     }
     println!("grid in {}", out.join("reconstructions.png").display());
     Ok(())
+}
+
+/// The grid named by `--grid` or `--preset`, with `--set` and `--data-dir` applied.
+fn grid_of(args: &GridArgs) -> Result<fl_cli::sweep::Grid> {
+    let mut grid = match &args.grid {
+        Some(p) => fl_cli::sweep::Grid::load(p)?,
+        None => fl_cli::sweep::Grid::preset(&args.preset)?,
+    };
+    let mut sets = args.sets.clone();
+    if let Some(d) = &args.data_dir {
+        sets.push(format!("data_dir=\"{}\"", d.display()));
+    }
+    grid.set(&sets)?;
+    Ok(grid)
+}
+
+fn sweep(args: SweepArgs) -> Result<()> {
+    use fl_cli::sweep::{FULL_GRID_CELLS, SweepOptions, emit};
+    match args.action {
+        Some(SweepAction::Merge {
+            out,
+            shards,
+            report,
+        }) => {
+            let n = fl_cli::sweep::store::merge(&out, &shards)?;
+            println!("{n} cells in {}", out.display());
+            if report {
+                let md = fl_cli::sweep::report_dir(&out)?;
+                println!("report: {}", md.display());
+            }
+            Ok(())
+        }
+        Some(SweepAction::Report { dir }) => {
+            let md = fl_cli::sweep::report_dir(&dir)?;
+            println!("report: {}", md.display());
+            Ok(())
+        }
+        Some(SweepAction::EmitSlurm { emit: e, time }) => {
+            print!("{}", emit::slurm(&emit_options(&e, time, "", "", "")?));
+            Ok(())
+        }
+        Some(SweepAction::EmitK8s {
+            emit: e,
+            image,
+            claim,
+            data_claim,
+        }) => {
+            print!(
+                "{}",
+                emit::k8s(&emit_options(
+                    &e,
+                    String::new(),
+                    &image,
+                    &claim,
+                    &data_claim
+                )?)
+            );
+            Ok(())
+        }
+        None => {
+            let grid = grid_of(&args.grid)?;
+            let out = args
+                .out
+                .unwrap_or_else(|| PathBuf::from("results").join(&grid.name));
+            let opts = SweepOptions {
+                out: out.clone(),
+                jobs: args.jobs,
+                threads: args.threads,
+                shard: args.shard,
+                warm_start: !args.no_warm_start,
+                progress: !args.quiet,
+            };
+            let (r, md) = fl_cli::sweep::sweep(&grid, &opts)?;
+            println!(
+                "{}: {} cells, {} finished before, {} run now, {} failed, {:.0} s",
+                grid.name,
+                r.cells,
+                r.skipped,
+                r.ran,
+                r.failed.len(),
+                r.seconds
+            );
+            if r.ran > 0 {
+                let per_hour = r.cells_per_hour();
+                println!(
+                    "throughput: {per_hour:.1} cells/hour; the full grid ({FULL_GRID_CELLS} cells) \
+                     would take {:.1} h at this rate",
+                    FULL_GRID_CELLS as f64 / per_hour
+                );
+            }
+            if let Some(md) = md {
+                println!("report: {}", md.display());
+            }
+            println!("cells in {}", out.join("cells").display());
+            if !r.failed.is_empty() {
+                for (id, why) in &r.failed {
+                    eprintln!("cell {id}: {why}");
+                }
+                anyhow::bail!(
+                    "{} cells failed; run the same command again to retry them",
+                    r.failed.len()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn emit_options(
+    e: &EmitArgs,
+    time: String,
+    image: &str,
+    claim: &str,
+    data_claim: &str,
+) -> Result<fl_cli::sweep::emit::EmitOptions> {
+    let (name, grid_args) = match &e.grid {
+        Some(p) => (
+            fl_cli::sweep::Grid::load(p)?.name,
+            format!("--grid {}", p.display()),
+        ),
+        None => (
+            fl_cli::sweep::Grid::preset(&e.preset)?.name,
+            format!("--preset {}", e.preset),
+        ),
+    };
+    if e.shards == 0 || e.cpus == 0 {
+        anyhow::bail!("--shards and --cpus must be at least 1");
+    }
+    Ok(fl_cli::sweep::emit::EmitOptions {
+        out: e.out.clone().unwrap_or_else(|| format!("results/{name}")),
+        name,
+        grid_args,
+        shards: e.shards,
+        cpus: e.cpus,
+        time,
+        image: image.to_string(),
+        claim: claim.to_string(),
+        data_claim: data_claim.to_string(),
+    })
 }

@@ -49,11 +49,23 @@ const COLOURS: [RGBColor; 6] = [
     RGBColor(127, 127, 127),
 ];
 
-impl LineChart<'_> {
-    /// Draws the chart to a PNG (`.png`) or SVG (any other extension) file, atomically.
-    pub fn draw(&self, path: &Path) -> Result<()> {
+/// A picture plotters can draw on any backend; [`Figure::draw`] writes it to a file.
+pub trait Figure {
+    /// Width and height in pixels.
+    fn size(&self) -> (u32, u32);
+
+    /// Draws on `root`.
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<()>
+    where
+        DB::ErrorType: 'static;
+
+    /// Draws to a PNG (`.png`) or SVG (any other extension) file, atomically.
+    fn draw(&self, path: &Path) -> Result<()> {
         ensure_font();
-        let size = (900, 560);
+        let size = self.size();
         let is_png = path.extension().is_some_and(|e| e == "png");
         // The encoder picks the format from the extension, so the temporary keeps it.
         let ext = if is_png { "png" } else { "svg" };
@@ -73,6 +85,17 @@ impl LineChart<'_> {
         }
         done
     }
+}
+
+/// A plotters error as an `anyhow` one.
+pub fn plot_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
+    anyhow!("plotting: {e:?}")
+}
+
+impl Figure for LineChart<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900, 560)
+    }
 
     fn draw_on<DB: DrawingBackend>(
         &self,
@@ -81,7 +104,7 @@ impl LineChart<'_> {
     where
         DB::ErrorType: 'static,
     {
-        let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("plotting: {e:?}");
+        let err = plot_err::<DB::ErrorType>;
         root.fill(&WHITE).map_err(err)?;
         let x_max = self
             .series

@@ -4,7 +4,7 @@ use fl_core::{FedConfig, RoundMetrics};
 use serde::{Deserialize, Serialize};
 
 /// Wall-time totals of a run, in seconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TimeSummary {
     /// All rounds.
     pub total_s: f64,

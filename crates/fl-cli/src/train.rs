@@ -1,6 +1,6 @@
 //! `fl train`: one federated run from a config, written to a run folder.
 
-use crate::plot::{LineChart, Series};
+use crate::plot::{Figure, LineChart, Series};
 use crate::progress::rounds_bar;
 use crate::run_dir::RunDir;
 use crate::summary::Summary;

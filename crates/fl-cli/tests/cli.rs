@@ -33,6 +33,9 @@ fn help_texts() {
     let o = fl(&["attack", "gan-poison", "--help"]);
     assert!(o.status.success());
     insta::assert_snapshot!("fl_attack_gan_poison_help", stdout(&o));
+    let o = fl(&["sweep", "--help"]);
+    assert!(o.status.success());
+    insta::assert_snapshot!("fl_sweep_help", stdout(&o));
 }
 
 /// A 2-round seeded run on the fixtures: 4 clients x 300 samples, 300 test images.

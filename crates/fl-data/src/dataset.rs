@@ -49,6 +49,14 @@ impl DatasetKind {
         }
     }
 
+    /// The name in titles and prose: "MNIST", "Fashion-MNIST".
+    pub fn title(self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "MNIST",
+            DatasetKind::FashionMnist => "Fashion-MNIST",
+        }
+    }
+
     /// Parses `mnist` or `fashion-mnist`.
     pub fn parse(s: &str) -> Result<Self> {
         match s {

@@ -22,4 +22,4 @@ pub mod run;
 pub use adversary::{Adversary, AdversaryRound, AttackHandle, AttackLog};
 pub use config::{AttackConfig, AttackMethod};
 pub use metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
-pub use run::AttackRun;
+pub use run::{AttackRun, WarmStart};

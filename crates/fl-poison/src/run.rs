@@ -3,9 +3,18 @@
 use crate::adversary::{Adversary, AttackHandle};
 use crate::config::AttackConfig;
 use crate::metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
-use fl_core::error::Result;
+use fl_core::error::{CoreError, Result};
 use fl_core::experiment::{Prepared, aggregator};
 use fl_core::{FedConfig, Federation};
+
+/// The rounds before an attack starts and the global model after them.
+#[derive(Debug, Clone)]
+pub struct WarmStart {
+    /// Global parameters after the last warm-up round.
+    pub global: Vec<f32>,
+    /// The warm-up rounds' metrics.
+    pub rows: Vec<AttackRoundMetrics>,
+}
 
 /// An attack experiment: data, the federation with its adversary, and the adversary's handle.
 pub struct AttackRun {
@@ -23,10 +32,28 @@ pub struct AttackRun {
 impl AttackRun {
     /// Builds the run of `fed` attacked as `attack` says.
     pub fn build(fed: &FedConfig, attack: &AttackConfig) -> Result<Self> {
+        Self::from_prepared(Self::prepare(fed, attack)?, attack)
+    }
+
+    /// Checks both configs and loads the data and split of the attacked run (the federated
+    /// config with G withheld from the adversary where the method needs it). The result does
+    /// not depend on T, so one serves every target of a (dataset, seed, G).
+    pub fn prepare(fed: &FedConfig, attack: &AttackConfig) -> Result<Prepared> {
         fed.validate()?;
         attack.validate(fed)?;
-        let fed = attack.federated_config(fed);
-        let prepared = Prepared::load(&fed)?;
+        Prepared::load(&attack.federated_config(fed))
+    }
+
+    /// Builds the run on data from [`AttackRun::prepare`] of the same federated config.
+    pub fn from_prepared(prepared: Prepared, attack: &AttackConfig) -> Result<Self> {
+        attack.validate(&prepared.config)?;
+        let fed = attack.federated_config(&prepared.config);
+        if fed != prepared.config {
+            return Err(CoreError::Config(format!(
+                "the data was prepared without withholding class {} from client {}",
+                attack.generate, attack.adversary
+            )));
+        }
         let mut participants = prepared.benign_participants();
         let adversary = Adversary::new(
             prepared.client_data(attack.adversary),
@@ -44,6 +71,64 @@ impl AttackRun {
             federation,
             handle,
         })
+    }
+
+    /// The number of rounds before the attack starts when they cannot depend on the target
+    /// (a fixed start round; a start accuracy makes the start depend on the run).
+    pub fn warm_up_rounds(&self) -> Option<usize> {
+        self.attack
+            .start_accuracy
+            .is_none()
+            .then(|| self.attack.start_round.saturating_sub(1))
+    }
+
+    /// The state after the warm-up `rows` (the run's rounds so far, all before the attack):
+    /// what [`AttackRun::resume`] needs to continue another target's run from here.
+    pub fn warm_start(&self, rows: &[AttackRoundMetrics]) -> WarmStart {
+        WarmStart {
+            global: self.federation.global().to_vec(),
+            rows: rows.to_vec(),
+        }
+    }
+
+    /// Continues from `warm` (the warm-up of a run that differs at most in T): the global
+    /// model, the round counter and the adversary's log; returns the warm-up rows scored for
+    /// this run's pair. The rounds that follow are those of a run from scratch (tested).
+    pub fn resume(&mut self, warm: &WarmStart) -> Result<Vec<AttackRoundMetrics>> {
+        if self.federation.round() != 0 {
+            return Err(CoreError::Config(
+                "a warm start applies only to a run that has not started".into(),
+            ));
+        }
+        let limit = self.warm_up_rounds().unwrap_or(0);
+        if warm.rows.len() > limit || warm.rows.iter().any(|r| r.attack_period) {
+            return Err(CoreError::Config(format!(
+                "a warm start holds {} rounds, but only the {limit} rounds before the attack \
+                 are shared between targets",
+                warm.rows.len()
+            )));
+        }
+        self.federation
+            .set_global(warm.global.clone(), warm.rows.len());
+        let mut log = self.handle.log();
+        let rows = warm
+            .rows
+            .iter()
+            .map(|r| {
+                if let Some(a) = &r.adversary {
+                    log.rounds.insert(r.base.round, a.clone());
+                }
+                AttackRoundMetrics {
+                    scores: r
+                        .base
+                        .test
+                        .as_ref()
+                        .map(|e| AttackScores::of(e, &self.attack)),
+                    ..r.clone()
+                }
+            })
+            .collect();
+        Ok(rows)
     }
 
     /// Runs the next round and scores it.

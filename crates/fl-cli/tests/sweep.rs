@@ -1,0 +1,191 @@
+//! Sweeps on a tiny grid over the fixtures: warm starts, shards, merge, resume, report.
+
+use fl_cli::sweep::store::merge;
+use fl_cli::sweep::{CellResult, Grid, Shard, SweepDir, SweepOptions, report_dir, run::run};
+use fl_data::scratch::ScratchDir;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Three cells (two share G = 1) of a 3-round GAN attack on 3 clients x 200 fixture images.
+fn tiny_grid(dir: &Path) -> PathBuf {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+    let text = format!(
+        r#"
+name = "tiny"
+datasets = ["mnist"]
+pairs = [[1, 9], [4, 9], [1, 4]]
+seeds = [5]
+
+[base]
+dataset = "mnist"
+data_dir = "{}"
+clients = 3
+rounds = 3
+test_samples = 300
+
+[base.partition]
+scheme = "iid"
+samples_per_client = 200
+
+[base.attack]
+start_round = 2
+n_fake = 20
+n_poison = 20
+boost = 4.0
+samples_every = 0
+fidelity_samples = 0
+
+[base.attack.gan]
+steps = 2
+batch_size = 8
+"#,
+        fixtures.display()
+    );
+    let path = dir.join("grid.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn opts(out: PathBuf, shard: Option<Shard>, warm_start: bool) -> SweepOptions {
+    SweepOptions {
+        out,
+        jobs: 2,
+        threads: 1,
+        shard,
+        warm_start,
+        progress: false,
+    }
+}
+
+fn cells(dir: &Path) -> BTreeMap<String, CellResult> {
+    SweepDir::existing(dir).unwrap().0.all().unwrap()
+}
+
+fn numbers(dir: &Path) -> BTreeMap<String, CellResult> {
+    cells(dir)
+        .into_iter()
+        .map(|(k, v)| {
+            let mut v = v.without_times();
+            v.warm_rounds = 0;
+            (k, v)
+        })
+        .collect()
+}
+
+#[test]
+fn warm_starts_shards_merge_resume_and_report() {
+    let tmp = ScratchDir::new("sweep").unwrap();
+    let grid = Grid::load(&tiny_grid(tmp.path())).unwrap();
+    assert_eq!(grid.cells().unwrap().len(), 3);
+
+    // From scratch, and with the warm-up of G = 1 shared by its two targets: same numbers.
+    let plain = tmp.path().join("plain");
+    let r = run(&grid, &opts(plain.clone(), None, false)).unwrap();
+    assert_eq!((r.cells, r.ran, r.skipped, r.failed.len()), (3, 3, 0, 0));
+    let warm = tmp.path().join("warm");
+    run(&grid, &opts(warm.clone(), None, true)).unwrap();
+    let w = cells(&warm);
+    assert_eq!(w["mnist-s5-g1-t4"].warm_rounds, 0, "ran the warm-up itself");
+    assert_eq!(w["mnist-s5-g1-t9"].warm_rounds, 1, "continued from it");
+    assert_eq!(w["mnist-s5-g4-t9"].warm_rounds, 0, "alone in its group");
+    assert!(cells(&plain).values().all(|c| c.warm_rounds == 0));
+    assert_eq!(numbers(&plain), numbers(&warm));
+    let c = &w["mnist-s5-g1-t9"];
+    assert_eq!(c.attack_accuracy.len(), 3);
+    assert_eq!(c.images().unwrap().len(), 8 * 784);
+    assert_eq!(c.summary.attack.attack_start, Some(2));
+
+    // Two shards, merged: the unsharded result.
+    let s0 = tmp.path().join("s0");
+    let s1 = tmp.path().join("s1");
+    let r0 = run(&grid, &opts(s0.clone(), Some("0/2".parse().unwrap()), true)).unwrap();
+    let r1 = run(&grid, &opts(s1.clone(), Some("1/2".parse().unwrap()), true)).unwrap();
+    assert_eq!(r0.ran + r1.ran, 3);
+    let merged = tmp.path().join("merged");
+    assert_eq!(merge(&merged, &[s0.clone(), s1.clone()]).unwrap(), 3);
+    assert_eq!(numbers(&merged), numbers(&plain));
+
+    // Resume: nothing to do; a lost cell (and a temporary left by a killed write) is redone.
+    let r = run(&grid, &opts(plain.clone(), None, true)).unwrap();
+    assert_eq!((r.ran, r.skipped), (0, 3));
+    std::fs::remove_file(plain.join("cells/mnist-s5-g4-t9.json")).unwrap();
+    std::fs::write(plain.join("cells/.mnist-s5-g4-t9.json.tmp.1"), "{ half").unwrap();
+    let r = run(&grid, &opts(plain.clone(), None, true)).unwrap();
+    assert_eq!((r.ran, r.skipped), (1, 2));
+    assert_eq!(numbers(&plain), numbers(&warm));
+
+    // Cells of another configuration are never mixed in.
+    let mut other = grid.clone();
+    other.set(&["rounds=4".to_string()]).unwrap();
+    let e = run(&other, &opts(plain.clone(), None, true)).unwrap_err();
+    assert!(format!("{e:#}").contains("another configuration"), "{e:#}");
+    let elsewhere = tmp.path().join("other");
+    run(
+        &other,
+        &opts(elsewhere.clone(), Some("0/3".parse().unwrap()), true),
+    )
+    .unwrap();
+    let e = merge(&merged, &[elsewhere]).unwrap_err();
+    assert!(format!("{e:#}").contains("another configuration"), "{e:#}");
+
+    // The report reads the folder alone.
+    let md = report_dir(&plain).unwrap();
+    let text = std::fs::read_to_string(&md).unwrap();
+    assert!(text.contains("3 cells."), "{text}");
+    assert!(text.contains("## MNIST (3 pairs, 1 seed)"), "{text}");
+    for f in [
+        "mnist-heatmap.png",
+        "mnist-heatmap.svg",
+        "mnist-matrix.csv",
+        "mnist-std.csv",
+        "mnist-reconstructions.png",
+        "report.json",
+    ] {
+        assert!(plain.join("report").join(f).is_file(), "{f}");
+    }
+    let csv = std::fs::read_to_string(plain.join("report/mnist-matrix.csv")).unwrap();
+    let v = cells(&plain)["mnist-s5-g4-t9"].value();
+    let row4: Vec<&str> = csv.lines().nth(5).unwrap().split(',').collect();
+    assert_eq!(row4[10], format!("{v:.4}"));
+}
+
+#[test]
+fn shards_cover_every_cell_once_in_blocks() {
+    let cells: Vec<usize> = (0..17).collect();
+    for n in 1..=7 {
+        let mut all = Vec::new();
+        for i in 0..n {
+            let part = Shard { index: i, count: n }.select(&cells);
+            assert!(part.len() == 17 / n || part.len() == 17 / n + 1);
+            assert!(part.windows(2).all(|w| w[1] == w[0] + 1), "contiguous");
+            all.extend(part);
+        }
+        assert_eq!(all, cells, "{n} shards");
+    }
+    for bad in ["2/2", "1", "a/3", "0/0"] {
+        assert!(bad.parse::<Shard>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn grid_errors_are_clear() {
+    let tmp = ScratchDir::new("grid").unwrap();
+    let write = |body: &str| {
+        let p = tmp.path().join("g.toml");
+        std::fs::write(&p, body).unwrap();
+        format!("{:#}", Grid::load(&p).unwrap_err())
+    };
+    let head = "name = \"g\"\ndatasets = [\"mnist\"]\nseeds = [1]\n";
+    assert!(write(head).contains("base_config"));
+    assert!(write(&format!("{head}pairs = [[3, 3]]\n[base]\n")).contains("different classes"));
+    assert!(write(&format!("{head}pairs = \"some\"\n[base]\n")).contains("\"all\""));
+    assert!(write(&format!("{head}colour = 1\n[base]\n")).contains("colour"));
+    assert!(write(&format!("{head}[base]\nrounds = 0\n")).contains("rounds"));
+    assert!(
+        Grid::preset("huge")
+            .unwrap_err()
+            .to_string()
+            .contains("quick, full")
+    );
+    assert_eq!(Grid::preset("full").unwrap().cells().unwrap().len(), 540);
+}
