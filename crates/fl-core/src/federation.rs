@@ -163,7 +163,9 @@ impl Federation {
         let train_s = started.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let agg = self.aggregator.aggregate(&updates)?;
+        let agg = self
+            .aggregator
+            .aggregate_round(&updates, round, self.config.seed)?;
         if let Some(i) = agg.delta.iter().position(|x| !x.is_finite()) {
             return Err(CoreError::Divergent {
                 round,

@@ -30,6 +30,14 @@ pub trait Aggregator: Send + Sync {
     fn name(&self) -> &str;
     /// Combines the round's updates (never empty, all of one length) into one step.
     fn aggregate(&self, updates: &[Update]) -> Result<Aggregate>;
+
+    /// [`Aggregator::aggregate`] for round `round` of a run seeded `seed`; the federation calls
+    /// this. Rules that draw randomness (DP noise) take it from these; others need not
+    /// override it.
+    fn aggregate_round(&self, updates: &[Update], round: usize, seed: u64) -> Result<Aggregate> {
+        let _ = (round, seed);
+        self.aggregate(updates)
+    }
 }
 
 /// Checks that updates are non-empty and of one length; returns that length.
@@ -49,6 +57,25 @@ pub fn check_updates(updates: &[Update]) -> Result<usize> {
     Ok(len)
 }
 
+/// The mean of `updates` weighted by sample count, accumulated in f64.
+pub fn weighted_mean(updates: &[&Update]) -> Result<Vec<f32>> {
+    let len = updates.first().map_or(0, |u| u.delta.len());
+    let total: f64 = updates.iter().map(|u| u.num_samples as f64).sum();
+    if total <= 0.0 {
+        return Err(CoreError::Aggregation(
+            "a weighted mean needs at least one update with samples".into(),
+        ));
+    }
+    let mut acc = vec![0.0f64; len];
+    for u in updates {
+        let w = u.num_samples as f64 / total;
+        for (a, &d) in acc.iter_mut().zip(&u.delta) {
+            *a += w * d as f64;
+        }
+    }
+    Ok(acc.into_iter().map(|x| x as f32).collect())
+}
+
 /// Federated averaging (McMahan et al.): the mean of the updates weighted by sample count.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FedAvg;
@@ -59,22 +86,9 @@ impl Aggregator for FedAvg {
     }
 
     fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
-        let len = check_updates(updates)?;
-        let total: f64 = updates.iter().map(|u| u.num_samples as f64).sum();
-        if total <= 0.0 {
-            return Err(CoreError::Aggregation(
-                "FedAvg needs at least one update with samples".into(),
-            ));
-        }
-        let mut acc = vec![0.0f64; len];
-        for u in updates {
-            let w = u.num_samples as f64 / total;
-            for (a, &d) in acc.iter_mut().zip(&u.delta) {
-                *a += w * d as f64;
-            }
-        }
+        check_updates(updates)?;
         Ok(Aggregate {
-            delta: acc.into_iter().map(|x| x as f32).collect(),
+            delta: weighted_mean(&updates.iter().collect::<Vec<_>>())?,
             kept: updates.iter().map(|u| u.client).collect(),
         })
     }

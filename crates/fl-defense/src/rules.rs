@@ -1,0 +1,316 @@
+//! The rules. Each sorts the updates by client id first, so the result never depends on the
+//! order they arrive in and ties are broken by the lower client id.
+
+use crate::geometry::{angle, norm, pairwise, sq_distance};
+use fl_core::error::{CoreError, Result};
+use fl_core::update::{check_updates, weighted_mean};
+use fl_core::{Aggregate, Aggregator, Update};
+use fl_data::rng::stream;
+use rand_distr::{Distribution, Normal};
+
+/// The updates ordered by client id.
+fn by_client(updates: &[Update]) -> Result<Vec<&Update>> {
+    check_updates(updates)?;
+    let mut v: Vec<&Update> = updates.iter().collect();
+    v.sort_by_key(|u| u.client);
+    Ok(v)
+}
+
+fn clients(v: &[&Update]) -> Vec<usize> {
+    v.iter().map(|u| u.client).collect()
+}
+
+fn refuse(rule: &str, why: String) -> CoreError {
+    CoreError::Aggregation(format!("{rule}: {why}"))
+}
+
+/// Applies `f` to the n values of every coordinate (in client order) and collects the results.
+fn per_coordinate(v: &[&Update], mut f: impl FnMut(&mut [f32]) -> f32) -> Vec<f32> {
+    let len = v[0].delta.len();
+    let mut column = vec![0.0f32; v.len()];
+    (0..len)
+        .map(|i| {
+            for (c, u) in column.iter_mut().zip(v) {
+                *c = u.delta[i];
+            }
+            f(&mut column)
+        })
+        .collect()
+}
+
+/// Coordinate-wise median (the mean of the two middle values for even n). No client is
+/// dropped as a whole: all are reported as kept.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Median;
+
+impl Aggregator for Median {
+    fn name(&self) -> &str {
+        "median"
+    }
+
+    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+        let v = by_client(updates)?;
+        let n = v.len();
+        let delta = per_coordinate(&v, |c| {
+            c.sort_unstable_by(f32::total_cmp);
+            if n % 2 == 1 {
+                c[n / 2]
+            } else {
+                ((c[n / 2 - 1] as f64 + c[n / 2] as f64) / 2.0) as f32
+            }
+        });
+        Ok(Aggregate {
+            delta,
+            kept: clients(&v),
+        })
+    }
+}
+
+/// Coordinate-wise trimmed mean: the floor(beta n) largest and smallest values of every
+/// coordinate are dropped, the rest averaged. All clients are reported as kept.
+#[derive(Debug, Clone, Copy)]
+pub struct TrimmedMean {
+    /// Share trimmed at each end, in [0, 0.5).
+    pub beta: f64,
+}
+
+impl Aggregator for TrimmedMean {
+    fn name(&self) -> &str {
+        "trimmed-mean"
+    }
+
+    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+        let v = by_client(updates)?;
+        let n = v.len();
+        let k = (self.beta * n as f64).floor() as usize;
+        if 2 * k >= n {
+            return Err(refuse(
+                "trimmed mean",
+                format!("trimming {k} values per side leaves none of {n}"),
+            ));
+        }
+        let delta = per_coordinate(&v, |c| {
+            c.sort_unstable_by(f32::total_cmp);
+            let kept = &c[k..n - k];
+            (kept.iter().map(|&x| x as f64).sum::<f64>() / kept.len() as f64) as f32
+        });
+        Ok(Aggregate {
+            delta,
+            kept: clients(&v),
+        })
+    }
+}
+
+/// Krum scores: for each update, the sum of squared distances to its n - f - 2 nearest others.
+fn krum_scores(v: &[&Update], f: usize, rule: &str) -> Result<Vec<f64>> {
+    let n = v.len();
+    if n <= 2 * f + 2 {
+        return Err(refuse(
+            rule,
+            format!("needs more than 2f + 2 = {} updates, got {n}", 2 * f + 2),
+        ));
+    }
+    let deltas: Vec<&[f32]> = v.iter().map(|u| u.delta.as_slice()).collect();
+    let d = pairwise(&deltas, sq_distance);
+    Ok((0..n)
+        .map(|i| {
+            let mut others: Vec<f64> = (0..n).filter(|&j| j != i).map(|j| d[i][j]).collect();
+            others.sort_by(f64::total_cmp);
+            others[..n - f - 2].iter().sum()
+        })
+        .collect())
+}
+
+/// The indices of `scores` from smallest to largest (ties: lower index first).
+fn ascending(scores: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+    idx
+}
+
+/// Krum (Blanchard et al., 2017): the single update with the smallest Krum score, assuming at
+/// most `f` attackers; needs n > 2f + 2.
+#[derive(Debug, Clone, Copy)]
+pub struct Krum {
+    /// Attackers assumed.
+    pub f: usize,
+}
+
+impl Aggregator for Krum {
+    fn name(&self) -> &str {
+        "krum"
+    }
+
+    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+        let v = by_client(updates)?;
+        let best = ascending(&krum_scores(&v, self.f, "krum")?)[0];
+        Ok(Aggregate {
+            delta: v[best].delta.clone(),
+            kept: vec![v[best].client],
+        })
+    }
+}
+
+/// Multi-Krum: the `m` updates with the smallest Krum scores (default n - f), averaged with
+/// FedAvg's sample-count weights.
+#[derive(Debug, Clone, Copy)]
+pub struct MultiKrum {
+    /// Attackers assumed.
+    pub f: usize,
+    /// Updates kept (default n - f).
+    pub m: Option<usize>,
+}
+
+impl Aggregator for MultiKrum {
+    fn name(&self) -> &str {
+        "multi-krum"
+    }
+
+    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+        let v = by_client(updates)?;
+        let scores = krum_scores(&v, self.f, "multi-krum")?;
+        let m = self.m.unwrap_or(v.len() - self.f);
+        if m == 0 || m > v.len() {
+            return Err(refuse(
+                "multi-krum",
+                format!("cannot keep m = {m} of {} updates", v.len()),
+            ));
+        }
+        let mut keep = ascending(&scores)[..m].to_vec();
+        keep.sort_unstable();
+        let chosen: Vec<&Update> = keep.iter().map(|&i| v[i]).collect();
+        Ok(Aggregate {
+            delta: weighted_mean(&chosen)?,
+            kept: clients(&chosen),
+        })
+    }
+}
+
+/// Angular Trimmed Mean (the FedPoisonMIA paper's defense): each update's mean angle to all
+/// updates (its zero angle to itself included); the 2b with the largest mean angle are
+/// dropped, the rest averaged with FedAvg's weights. Needs n > 2b.
+#[derive(Debug, Clone, Copy)]
+pub struct Atm {
+    /// Half the number of updates dropped.
+    pub b: usize,
+}
+
+impl Atm {
+    /// Each update's mean angle (radians) to all updates, in client order.
+    pub fn mean_angles(v: &[&Update]) -> Vec<f64> {
+        let deltas: Vec<&[f32]> = v.iter().map(|u| u.delta.as_slice()).collect();
+        let a = pairwise(&deltas, angle);
+        a.iter()
+            .map(|row| row.iter().sum::<f64>() / row.len() as f64)
+            .collect()
+    }
+}
+
+impl Aggregator for Atm {
+    fn name(&self) -> &str {
+        "atm"
+    }
+
+    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+        let v = by_client(updates)?;
+        let n = v.len();
+        if n <= 2 * self.b {
+            return Err(refuse(
+                "atm",
+                format!("dropping 2b = {} updates leaves none of {n}", 2 * self.b),
+            ));
+        }
+        let order = ascending(&Self::mean_angles(&v));
+        let mut keep = order[..n - 2 * self.b].to_vec();
+        keep.sort_unstable();
+        let chosen: Vec<&Update> = keep.iter().map(|&i| v[i]).collect();
+        Ok(Aggregate {
+            delta: weighted_mean(&chosen)?,
+            kept: clients(&chosen),
+        })
+    }
+}
+
+/// `delta` scaled down to L2 norm at most `bound`.
+fn clipped(delta: &[f32], bound: f64) -> Vec<f32> {
+    let n = norm(delta);
+    if n <= bound {
+        return delta.to_vec();
+    }
+    let s = bound / n;
+    delta.iter().map(|&x| (x as f64 * s) as f32).collect()
+}
+
+/// Norm clipping: every update scaled to L2 norm at most `bound`, then FedAvg. All kept.
+#[derive(Debug, Clone, Copy)]
+pub struct NormClip {
+    /// The largest norm an update keeps.
+    pub bound: f64,
+}
+
+impl Aggregator for NormClip {
+    fn name(&self) -> &str {
+        "clip"
+    }
+
+    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+        let v = by_client(updates)?;
+        let c: Vec<Update> = v
+            .iter()
+            .map(|u| Update {
+                delta: clipped(&u.delta, self.bound),
+                ..(*u).clone()
+            })
+            .collect();
+        Ok(Aggregate {
+            delta: weighted_mean(&c.iter().collect::<Vec<_>>())?,
+            kept: clients(&v),
+        })
+    }
+}
+
+/// Gaussian noise for differential privacy (DP-FedAvg style): every update clipped to norm
+/// `clip`, the plain mean taken (each client's influence bounded by clip / n), and
+/// N(0, (sigma clip / n)^2) added to every coordinate, drawn from
+/// `stream(seed, "dp-noise", [round])`. All kept.
+#[derive(Debug, Clone, Copy)]
+pub struct GaussianDp {
+    /// Clipping norm C.
+    pub clip: f64,
+    /// Noise multiplier sigma.
+    pub sigma: f64,
+}
+
+impl Aggregator for GaussianDp {
+    fn name(&self) -> &str {
+        "dp"
+    }
+
+    /// Round 0 of seed 0 (the federation calls [`Aggregator::aggregate_round`]).
+    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+        self.aggregate_round(updates, 0, 0)
+    }
+
+    fn aggregate_round(&self, updates: &[Update], round: usize, seed: u64) -> Result<Aggregate> {
+        let v = by_client(updates)?;
+        let n = v.len() as f64;
+        let mut acc = vec![0.0f64; v[0].delta.len()];
+        for u in &v {
+            for (a, x) in acc.iter_mut().zip(clipped(&u.delta, self.clip)) {
+                *a += x as f64 / n;
+            }
+        }
+        let std = self.sigma * self.clip / n;
+        if std > 0.0 {
+            let normal = Normal::new(0.0, std).map_err(|e| refuse("dp", e.to_string()))?;
+            let mut rng = stream(seed, "dp-noise", &[round as u64]);
+            for a in acc.iter_mut() {
+                *a += normal.sample(&mut rng);
+            }
+        }
+        Ok(Aggregate {
+            delta: acc.into_iter().map(|x| x as f32).collect(),
+            kept: clients(&v),
+        })
+    }
+}

@@ -1,0 +1,243 @@
+//! The robust rules: hand-computed cases, invariants, errors.
+
+use fl_core::{Aggregator, Update};
+use fl_data::rng::stream;
+use fl_defense::{
+    Atm, DefenseConfig, GaussianDp, Krum, Median, MultiKrum, NAMES, NormClip, TrimmedMean,
+    aggregator,
+};
+use rand::RngExt;
+use rand::seq::SliceRandom;
+
+fn up(client: usize, delta: Vec<f32>, n: usize) -> Update {
+    Update {
+        client,
+        delta,
+        num_samples: n,
+        train_loss: 0.0,
+    }
+}
+
+fn all_rules() -> Vec<Box<dyn Aggregator>> {
+    let cfg = DefenseConfig {
+        clip_bound: 1e6,
+        dp_clip: 1e6,
+        dp_sigma: 0.0,
+        ..Default::default()
+    };
+    NAMES.iter().map(|n| aggregator(n, &cfg).unwrap()).collect()
+}
+
+/// `n` inliers near (1, -1, 0.5, ...) and, when asked, one far outlier pointing the other way.
+fn cloud(n: usize, dim: usize, outlier: bool, seed: u64) -> Vec<Update> {
+    let mut rng = stream(seed, "cloud", &[]);
+    let mut v: Vec<Update> = (0..n)
+        .map(|k| {
+            let d = (0..dim)
+                .map(|i| {
+                    let centre = if i % 2 == 0 { 1.0 } else { -1.0 };
+                    centre + 0.1 * (rng.random::<f32>() - 0.5)
+                })
+                .collect();
+            up(k, d, 100)
+        })
+        .collect();
+    if outlier {
+        let d = (0..dim)
+            .map(|i| if i % 2 == 0 { -50.0 } else { 50.0 })
+            .collect();
+        v.push(up(n, d, 100));
+    }
+    v
+}
+
+#[test]
+fn identical_updates_give_that_update() {
+    let d = vec![0.25f32, -1.5, 3.0, 0.0];
+    let ups: Vec<Update> = (0..10).map(|k| up(k, d.clone(), 50 + k)).collect();
+    for r in all_rules() {
+        let a = r.aggregate(&ups).unwrap();
+        for (x, y) in a.delta.iter().zip(&d) {
+            assert!((x - y).abs() < 1e-6, "{}: {:?}", r.name(), a.delta);
+        }
+    }
+}
+
+#[test]
+fn the_order_of_the_updates_never_matters() {
+    let ups = cloud(9, 12, true, 3);
+    let mut rng = stream(4, "shuffle", &[]);
+    for r in all_rules() {
+        let a = r.aggregate(&ups).unwrap();
+        for _ in 0..5 {
+            let mut s = ups.clone();
+            s.shuffle(&mut rng);
+            let mut b = r.aggregate(&s).unwrap();
+            b.kept.sort_unstable();
+            assert_eq!(b.kept, a.kept, "{}", r.name());
+            if r.name() == "fedavg" {
+                // FedAvg sums in arrival order: equal up to rounding.
+                let worst = a.delta.iter().zip(&b.delta).map(|(x, y)| (x - y).abs());
+                assert!(worst.fold(0.0f32, f32::max) < 1e-6);
+            } else {
+                assert_eq!(b.delta, a.delta, "{}: bit for bit", r.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_far_outlier_never_survives_krum_median_or_atm() {
+    for seed in 0..20 {
+        let ups = cloud(9, 20, true, seed);
+        let outlier = 9;
+        for name in ["krum", "multi-krum", "atm"] {
+            let a = aggregator(name, &DefenseConfig::default())
+                .unwrap()
+                .aggregate(&ups)
+                .unwrap();
+            assert!(
+                !a.kept.contains(&outlier),
+                "{name}, seed {seed}: {:?}",
+                a.kept
+            );
+        }
+        let m = Median.aggregate(&ups).unwrap();
+        for (i, x) in m.delta.iter().enumerate() {
+            let centre = if i % 2 == 0 { 1.0 } else { -1.0 };
+            assert!((x - centre).abs() <= 0.05, "median coordinate {i}: {x}");
+        }
+        // FedAvg, by contrast, is dragged far away.
+        let f = fl_core::FedAvg.aggregate(&ups).unwrap();
+        assert!(f.delta[0] < -3.0, "{}", f.delta[0]);
+    }
+}
+
+#[test]
+fn median_and_trimmed_mean_by_hand() {
+    let ups = vec![
+        up(0, vec![1.0, 10.0], 1),
+        up(1, vec![2.0, 20.0], 1),
+        up(2, vec![9.0, -5.0], 1),
+        up(3, vec![4.0, 0.0], 1),
+    ];
+    // Sorted columns: [1, 2, 4, 9] and [-5, 0, 10, 20].
+    assert_eq!(Median.aggregate(&ups).unwrap().delta, vec![3.0, 5.0]);
+    let t = TrimmedMean { beta: 0.25 }.aggregate(&ups).unwrap();
+    assert_eq!(t.delta, vec![3.0, 5.0]);
+    assert_eq!(t.kept, vec![0, 1, 2, 3]);
+    let t = TrimmedMean { beta: 0.0 }.aggregate(&ups).unwrap();
+    assert_eq!(t.delta, vec![4.0, 6.25]);
+    let odd = &ups[..3];
+    assert_eq!(Median.aggregate(odd).unwrap().delta, vec![2.0, 10.0]);
+}
+
+#[test]
+fn krum_and_multi_krum_by_hand() {
+    // On a line: 0, 1, 2, 10, 11 with f = 1: each score sums the n - f - 2 = 2 smallest
+    // squared distances: 0: 1+4=5, 1: 1+1=2, 2: 1+4=5, 10: 1+64=65, 11: 1+81=82.
+    let ups: Vec<Update> = [0.0f32, 1.0, 2.0, 10.0, 11.0]
+        .iter()
+        .enumerate()
+        .map(|(k, &x)| up(k, vec![x], 1 + k))
+        .collect();
+    let k = Krum { f: 1 }.aggregate(&ups).unwrap();
+    assert_eq!((k.delta, k.kept), (vec![1.0], vec![1]));
+    // m = 3: clients 1, then 0 and 2 (tie, both kept); weights 2, 1, 3 of 6.
+    let m = MultiKrum { f: 1, m: Some(3) }.aggregate(&ups).unwrap();
+    assert_eq!(m.kept, vec![0, 1, 2]);
+    assert!((m.delta[0] - (0.0 * 1.0 + 1.0 * 2.0 + 2.0 * 3.0) / 6.0).abs() < 1e-6);
+    // Default m = n - f = 4: drops the worst (11).
+    assert_eq!(
+        MultiKrum { f: 1, m: None }.aggregate(&ups).unwrap().kept,
+        vec![0, 1, 2, 3]
+    );
+}
+
+#[test]
+fn atm_by_hand() {
+    // Angles to (1, 0): a = 0, b = 90 degrees, c = 180 degrees, d = 0.
+    let ups = vec![
+        up(0, vec![1.0, 0.0], 1),
+        up(1, vec![0.0, 2.0], 1),
+        up(2, vec![-3.0, 0.0], 1),
+        up(3, vec![2.0, 0.0], 1),
+    ];
+    let pi = std::f64::consts::PI;
+    let v: Vec<&Update> = ups.iter().collect();
+    let m = Atm::mean_angles(&v);
+    // Client 0: (0 + pi/2 + pi + 0) / 4; client 2: (pi + pi/2 + 0 + pi) / 4 (itself 0).
+    assert!((m[0] - 1.5 * pi / 4.0).abs() < 1e-9);
+    assert!((m[1] - 1.5 * pi / 4.0).abs() < 1e-9);
+    assert!((m[2] - 2.5 * pi / 4.0).abs() < 1e-9);
+    // b = 1 drops the two largest mean angles: client 2, then one of 0, 1, 3 (all 1.5 pi / 4);
+    // ties keep the lower client ids, so 3 goes.
+    let a = Atm { b: 1 }.aggregate(&ups).unwrap();
+    assert_eq!(a.kept, vec![0, 1]);
+    assert_eq!(a.delta, vec![0.5, 1.0]);
+    assert_eq!(Atm { b: 0 }.aggregate(&ups).unwrap().kept, vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn clipping_and_dp_by_hand() {
+    let ups = vec![up(0, vec![3.0, 4.0], 1), up(1, vec![0.3, 0.4], 3)];
+    // Client 0 is clipped to norm 1: (0.6, 0.8); weights 1 and 3.
+    let c = NormClip { bound: 1.0 }.aggregate(&ups).unwrap();
+    assert!((c.delta[0] - (0.6 + 3.0 * 0.3) / 4.0).abs() < 1e-6);
+    assert!((c.delta[1] - (0.8 + 3.0 * 0.4) / 4.0).abs() < 1e-6);
+    // DP without noise: the plain mean of the clipped updates.
+    let d = GaussianDp {
+        clip: 1.0,
+        sigma: 0.0,
+    }
+    .aggregate(&ups)
+    .unwrap();
+    assert!((d.delta[0] - 0.45).abs() < 1e-6 && (d.delta[1] - 0.6).abs() < 1e-6);
+}
+
+#[test]
+fn dp_noise_has_the_promised_scale_and_is_seeded() {
+    let dim = 20_000;
+    let ups: Vec<Update> = (0..4).map(|k| up(k, vec![0.0; dim], 10)).collect();
+    let dp = GaussianDp {
+        clip: 2.0,
+        sigma: 0.5,
+    };
+    let a = dp.aggregate_round(&ups, 3, 9).unwrap().delta;
+    let mean = a.iter().map(|&x| x as f64).sum::<f64>() / dim as f64;
+    let sd = (a.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / dim as f64).sqrt();
+    let want = 0.5 * 2.0 / 4.0;
+    assert!((sd - want).abs() < 0.02 * want, "std {sd}, expected {want}");
+    assert!(mean.abs() < 0.01);
+    assert_eq!(dp.aggregate_round(&ups, 3, 9).unwrap().delta, a);
+    assert_ne!(dp.aggregate_round(&ups, 4, 9).unwrap().delta, a);
+    assert_ne!(dp.aggregate_round(&ups, 3, 10).unwrap().delta, a);
+}
+
+#[test]
+fn rules_refuse_what_they_cannot_do() {
+    let ups = cloud(4, 3, false, 1);
+    let e = Krum { f: 1 }.aggregate(&ups).unwrap_err().to_string();
+    assert!(
+        e.contains("krum") && e.contains("more than 2f + 2 = 4"),
+        "{e}"
+    );
+    let e = MultiKrum { f: 0, m: Some(5) }
+        .aggregate(&ups)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("m = 5"), "{e}");
+    let e = Atm { b: 2 }.aggregate(&ups).unwrap_err().to_string();
+    assert!(e.contains("2b = 4"), "{e}");
+    let e = aggregator("bulyan", &DefenseConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("unknown aggregator `bulyan`") && e.contains("multi-krum"),
+        "{e}"
+    );
+    for r in all_rules() {
+        assert!(r.aggregate(&[]).is_err(), "{}", r.name());
+    }
+}
