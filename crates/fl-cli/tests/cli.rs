@@ -170,9 +170,12 @@ fn private_fixtures(tmp: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/mnist");
     let dst = tmp.join("data/mnist");
     std::fs::create_dir_all(&dst).unwrap();
+    // The IDX files only: an oracle cached beside the fixtures by `fl demo` must not be reused.
     for f in std::fs::read_dir(root).unwrap() {
         let f = f.unwrap();
-        std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+        if f.file_name().to_string_lossy().ends_with(".gz") {
+            std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+        }
     }
     tmp.join("data")
 }

@@ -3,7 +3,8 @@
 //!
 //! Trained once per dataset (same recipe, same training set) and cached under the data folder
 //! as `<data_dir>/<dataset>/oracle-<model>-<fingerprint>.bin`; the fingerprint covers the
-//! recipe and the training set, so a different set or recipe trains a new one.
+//! recipe, the trainer (CPU kernels or burn's autodiff) and the training set, so a different
+//! set, recipe or trainer trains a new one.
 
 use fl_core::data::LocalData;
 use fl_core::error::{CoreError, Result};
@@ -86,6 +87,12 @@ impl Oracle {
             ..spec_like.clone()
         };
         let mut fp = recipe.tag().into_bytes();
+        // The CPU kernels and burn's autodiff round differently, so each trains its own oracle.
+        fp.extend_from_slice(if spec.cpu_kernels.is_some() {
+            b"trainer:cpu-kernels"
+        } else {
+            b"trainer:burn-autodiff"
+        });
         fp.extend_from_slice(&train.labels);
         fp.extend_from_slice(&train.images);
         let fingerprint = &fl_data::checksum::sha256_hex(&fp)[..16];

@@ -17,7 +17,10 @@ fn trained_once_then_read_from_the_cache_and_right_about_real_images() {
     std::fs::create_dir(&dst).unwrap();
     for f in std::fs::read_dir(src).unwrap() {
         let f = f.unwrap();
-        std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+        // The IDX files only, never an oracle cached beside them.
+        if f.file_name().to_string_lossy().ends_with(".gz") {
+            std::fs::copy(f.path(), dst.join(f.file_name())).unwrap();
+        }
     }
     let recipe = OracleRecipe {
         model: ModelKind::Cnn,
