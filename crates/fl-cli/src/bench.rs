@@ -1,8 +1,9 @@
-//! `fl bench round`: the fixed benchmark workload, timed per round.
+//! `fl bench round` (the fixed benchmark workload, timed per round) and `fl bench aggregators`.
 //!
-//! MNIST, 10 clients x 600 samples (client i gets training images i*600..(i+1)*600), `cnn`,
-//! 1 local epoch, batch 32, plain SGD lr 0.05, FedAvg, evaluation on every test image.
-//! Prints the median round time of `rounds` rounds after `warmup` rounds, and samples/s.
+//! The round workload: MNIST, 10 clients x 600 samples (client i gets training images
+//! i*600..(i+1)*600), `cnn`, 1 local epoch, batch 32, plain SGD lr 0.05, FedAvg, evaluation on
+//! every test image. Prints the median round time of `rounds` rounds after `warmup` rounds,
+//! and samples/s. The aggregator bench times every rule of fl-defense on random updates.
 
 use crate::summary::round6;
 use anyhow::Result;
@@ -149,4 +150,71 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
     }
+}
+
+/// One row of `fl bench aggregators`.
+#[derive(Debug, Serialize)]
+pub struct AggregatorBench {
+    /// Rule name.
+    pub rule: String,
+    /// Updates aggregated.
+    pub n: usize,
+    /// Values per update.
+    pub dim: usize,
+    /// Krum's f and ATM's b used (n / 10 and n / 5, at least 1).
+    pub f: usize,
+    /// ATM's b.
+    pub b: usize,
+    /// Median wall time of one aggregation, milliseconds.
+    pub median_ms: f64,
+    /// Timed repetitions.
+    pub reps: usize,
+}
+
+/// `fl bench aggregators`: every rule of fl-defense on `n` seeded random updates of `dim`
+/// values for each `n` in `sizes`; median of `reps` timings after one untimed call.
+pub fn aggregators(sizes: &[usize], dim: usize, reps: usize) -> Result<Vec<AggregatorBench>> {
+    use fl_core::Update;
+    use rand::RngExt;
+    let mut out = Vec::new();
+    for &n in sizes {
+        let mut rng = fl_data::rng::stream(0, "bench-updates", &[n as u64]);
+        let updates: Vec<Update> = (0..n)
+            .map(|k| Update {
+                client: k,
+                delta: (0..dim).map(|_| rng.random::<f32>() - 0.5).collect(),
+                num_samples: SAMPLES_PER_CLIENT,
+                train_loss: 0.0,
+            })
+            .collect();
+        let (f, b) = ((n / 10).max(1), (n / 5).max(1));
+        let cfg = fl_defense::DefenseConfig {
+            krum_f: f,
+            atm_b: b,
+            ..Default::default()
+        };
+        for name in fl_defense::NAMES {
+            let rule = fl_defense::aggregator(name, &cfg)?;
+            rule.aggregate_round(&updates, 1, 0)?;
+            let mut times: Vec<f64> = (0..reps)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    let a = rule.aggregate_round(&updates, 1, 0);
+                    let s = t.elapsed().as_secs_f64();
+                    std::hint::black_box(a).map(|_| s)
+                })
+                .collect::<fl_core::Result<_>>()?;
+            times.sort_by(f64::total_cmp);
+            out.push(AggregatorBench {
+                rule: name.to_string(),
+                n,
+                dim,
+                f,
+                b,
+                median_ms: round6(times[times.len() / 2] * 1e3),
+                reps,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -228,6 +228,18 @@ struct ReconstructArgs {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Time every aggregation rule on seeded random updates of the cnn's size.
+    Aggregators {
+        /// Numbers of updates.
+        #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
+        n: Vec<usize>,
+        /// Values per update (default: the cnn's parameter count).
+        #[arg(long)]
+        dim: Option<usize>,
+        /// Timed repetitions (median reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
     /// Time FedAvg rounds of the fixed workload (MNIST, 10 clients x 600, cnn, batch 32).
     Round {
         /// Compute device.
@@ -275,6 +287,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Attack(AttackCommand::GanPoison(args)) => gan_poison(args),
         Command::Attack(AttackCommand::Reconstruct(args)) => reconstruct(args),
         Command::Sweep(args) => sweep(args),
+        Command::Bench(BenchCommand::Aggregators { n, dim, reps }) => {
+            let dim = match dim {
+                Some(d) => d,
+                None => fl_core::experiment::Prepared::spec_of(&FedConfig::default())?.num_params(),
+            };
+            if reps == 0 || n.contains(&0) {
+                anyhow::bail!("--reps and every --n must be at least 1");
+            }
+            let rows = fl_cli::bench::aggregators(&n, dim, reps)?;
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            Ok(())
+        }
         Command::Bench(BenchCommand::Round {
             device,
             data_dir,
