@@ -191,27 +191,44 @@ pub fn train_local(
         return train_local_cpu(spec, params, data, cfg, rng);
     }
     let device = spec.device.clone().autodiff();
-    let mut model = spec.training_model(params);
+    // In an Option so each step can move the model into the optimizer and put the result back.
+    let mut model = Some(spec.training_model(params));
     let mut optim = cfg.optimizer();
     let loss_fn = CrossEntropyLoss::new(None, &device);
+    let stats = for_each_batch(data, cfg, rng, |chunk| {
+        let m = model
+            .take()
+            .expect("the model is put back after every step");
+        let (x, y) = batch(data, chunk, &device);
+        let loss = loss_fn.forward(m.forward(x), y);
+        let value = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &m);
+        model = Some(optim.step(cfg.lr, m, grads));
+        value
+    });
+    let model = model.expect("the model is put back after every step");
+    (to_flat(&model.valid()), stats)
+}
+
+/// Runs `step` on every mini-batch (sample indices) of `cfg.epochs` epochs, each shuffled by
+/// `rng`; `step` returns the batch's loss.
+fn for_each_batch(
+    data: &LocalData,
+    cfg: &TrainConfig,
+    rng: &mut Stream,
+    mut step: impl FnMut(&[usize]) -> f32,
+) -> TrainStats {
     let mut order: Vec<usize> = (0..data.len()).collect();
     let mut loss_sum = 0.0f64;
     let mut steps = 0usize;
     for _ in 0..cfg.epochs {
         order.shuffle(rng);
         for chunk in order.chunks(cfg.batch_size) {
-            let (x, y) = batch(data, chunk, &device);
-            let loss = loss_fn.forward(model.forward(x), y);
-            loss_sum += loss.clone().into_scalar::<f32>() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(cfg.lr, model, grads);
+            loss_sum += step(chunk) as f64;
             steps += 1;
         }
     }
-    (
-        to_flat(&model.valid()),
-        TrainStats::new(loss_sum, steps, data, cfg),
-    )
+    TrainStats::new(loss_sum, steps, data, cfg)
 }
 
 /// [`train_local`] with this crate's CPU kernels: the same shuffles and batches, the same SGD.
@@ -225,24 +242,17 @@ fn train_local_cpu(
     let mut p = params.to_vec();
     let mut grad = vec![0.0f32; p.len()];
     let mut optim = Sgd::new(cfg.lr, cfg.momentum, cfg.weight_decay);
-    let mut order: Vec<usize> = (0..data.len()).collect();
     let (mut images, mut labels) = (Vec::new(), Vec::new());
-    let mut loss_sum = 0.0f64;
-    let mut steps = 0usize;
-    for _ in 0..cfg.epochs {
-        order.shuffle(rng);
-        for chunk in order.chunks(cfg.batch_size) {
-            images.clear();
-            labels.clear();
-            for &i in chunk {
-                images.extend_from_slice(data.image(i));
-                labels.push(data.labels[i]);
-            }
-            let loss = gradient(spec.kind, spec.outputs, &p, &images, &labels, &mut grad);
-            loss_sum += loss as f64;
-            optim.step(&mut p, &mut grad);
-            steps += 1;
+    let stats = for_each_batch(data, cfg, rng, |chunk| {
+        images.clear();
+        labels.clear();
+        for &i in chunk {
+            images.extend_from_slice(data.image(i));
+            labels.push(data.labels[i]);
         }
-    }
-    (p, TrainStats::new(loss_sum, steps, data, cfg))
+        let loss = gradient(spec.kind, spec.outputs, &p, &images, &labels, &mut grad);
+        optim.step(&mut p, &mut grad);
+        loss
+    });
+    (p, stats)
 }

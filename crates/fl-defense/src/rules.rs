@@ -128,6 +128,17 @@ fn ascending(scores: &[f64]) -> Vec<usize> {
     idx
 }
 
+/// The updates `v[i]` for `i` in `keep`, averaged with FedAvg's weights; kept in client order.
+fn mean_of(v: &[&Update], keep: &[usize]) -> Result<Aggregate> {
+    let mut keep = keep.to_vec();
+    keep.sort_unstable();
+    let chosen: Vec<&Update> = keep.iter().map(|&i| v[i]).collect();
+    Ok(Aggregate {
+        delta: weighted_mean(&chosen)?,
+        kept: clients(&chosen),
+    })
+}
+
 /// Krum (Blanchard et al., 2017): the single update with the smallest Krum score, assuming at
 /// most `f` attackers; needs n > 2f + 2.
 #[derive(Debug, Clone, Copy)]
@@ -176,13 +187,7 @@ impl Aggregator for MultiKrum {
                 format!("cannot keep m = {m} of {} updates", v.len()),
             ));
         }
-        let mut keep = ascending(&scores)[..m].to_vec();
-        keep.sort_unstable();
-        let chosen: Vec<&Update> = keep.iter().map(|&i| v[i]).collect();
-        Ok(Aggregate {
-            delta: weighted_mean(&chosen)?,
-            kept: clients(&chosen),
-        })
+        mean_of(&v, &ascending(&scores)[..m])
     }
 }
 
@@ -220,14 +225,7 @@ impl Aggregator for Atm {
                 format!("dropping 2b = {} updates leaves none of {n}", 2 * self.b),
             ));
         }
-        let order = ascending(&Self::mean_angles(&v));
-        let mut keep = order[..n - 2 * self.b].to_vec();
-        keep.sort_unstable();
-        let chosen: Vec<&Update> = keep.iter().map(|&i| v[i]).collect();
-        Ok(Aggregate {
-            delta: weighted_mean(&chosen)?,
-            kept: clients(&chosen),
-        })
+        mean_of(&v, &ascending(&Self::mean_angles(&v))[..n - 2 * self.b])
     }
 }
 
