@@ -21,23 +21,30 @@ pub fn dot(a: &[f32], b: &[f32]) -> f64 {
 /// The angle between two vectors in radians, in [0, pi]; 0 when either is zero (a zero
 /// update points nowhere, so it is treated as aligned rather than as an outlier).
 pub fn angle(a: &[f32], b: &[f32]) -> f64 {
-    let (na, nb) = (norm(a), norm(b));
+    angle_from(dot(a, b), norm(a), norm(b))
+}
+
+/// [`angle`] from the dot product and the two norms.
+pub fn angle_from(dot: f64, na: f64, nb: f64) -> f64 {
     if na == 0.0 || nb == 0.0 {
         return 0.0;
     }
-    (dot(a, b) / (na * nb)).clamp(-1.0, 1.0).acos()
+    (dot / (na * nb)).clamp(-1.0, 1.0).acos()
 }
 
 /// `m[i][j] = f(v[i], v[j])` for a symmetric `f`, each pair computed once.
 pub fn pairwise(v: &[&[f32]], f: impl Fn(&[f32], &[f32]) -> f64) -> Vec<Vec<f64>> {
-    let n = v.len();
+    pairwise_indices(v.len(), |i, j| f(v[i], v[j]))
+}
+
+/// `m[i][j] = f(i, j)` for `i, j < n` and a symmetric `f`, each pair computed once, 0 on the
+/// diagonal.
+pub fn pairwise_indices(n: usize, f: impl Fn(usize, usize) -> f64) -> Vec<Vec<f64>> {
     let mut m = vec![vec![0.0; n]; n];
-    for i in 0..n {
-        for j in i + 1..n {
-            let x = f(v[i], v[j]);
-            m[i][j] = x;
-            m[j][i] = x;
-        }
+    for (i, j) in (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))) {
+        let x = f(i, j);
+        m[i][j] = x;
+        m[j][i] = x;
     }
     m
 }

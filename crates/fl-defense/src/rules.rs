@@ -1,7 +1,7 @@
 //! The rules. Each sorts the updates by client id first, so the result never depends on the
 //! order they arrive in and ties are broken by the lower client id.
 
-use crate::geometry::{angle, norm, pairwise, sq_distance};
+use crate::geometry::{angle_from, dot, norm, pairwise, pairwise_indices, sq_distance};
 use fl_core::error::{CoreError, Result};
 use fl_core::update::{check_updates, weighted_mean};
 use fl_core::{Aggregate, Aggregator, Update};
@@ -203,8 +203,11 @@ pub struct Atm {
 impl Atm {
     /// Each update's mean angle (radians) to all updates, in client order.
     pub fn mean_angles(v: &[&Update]) -> Vec<f64> {
-        let deltas: Vec<&[f32]> = v.iter().map(|u| u.delta.as_slice()).collect();
-        let a = pairwise(&deltas, angle);
+        // Norms once per update, not once per pair: a pair then costs one dot product.
+        let norms: Vec<f64> = v.iter().map(|u| norm(&u.delta)).collect();
+        let a = pairwise_indices(v.len(), |i, j| {
+            angle_from(dot(&v[i].delta, &v[j].delta), norms[i], norms[j])
+        });
         a.iter()
             .map(|row| row.iter().sum::<f64>() / row.len() as f64)
             .collect()
