@@ -8,7 +8,7 @@
 //! Everything runs on the calling thread (clients already run in parallel) in a fixed order,
 //! so the same inputs give the same bits. Tests hold the result to burn's autodiff.
 
-use crate::inference::{im2col, linear, matmul, take};
+use crate::inference::{im2col, linear, linear_relu, matmul, take};
 use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
 
 /// Gradient of the mean cross-entropy of `labels` over the batch `images` (n x 784 values)
@@ -68,8 +68,7 @@ fn cnn_gradient(
     let cols2 = im2col(&a1, b, CONV1, POOLED1, k);
     let c2 = conv2.forward(&cols2, w2, b2);
     let (a2, arg2) = pool_relu(&c2, b, CONV2, conv2.o); // [b, FLAT] in burn's order
-    let mut a3 = linear(&a2, b, FLAT, w3, b3, HIDDEN);
-    a3.iter_mut().for_each(|x| *x = x.max(0.0));
+    let a3 = linear_relu(&a2, b, FLAT, w3, b3, HIDDEN);
     let z4 = linear(&a3, b, HIDDEN, w4, b4, outputs);
     let (loss, dz4) = softmax_cross_entropy(&z4, labels, outputs);
 
@@ -102,10 +101,8 @@ fn mlp_gradient(
     let (gw2, gb2) = (take_mut(&mut g, hid * hid), take_mut(&mut g, hid));
     let (gw3, gb3) = (take_mut(&mut g, hid * outputs), take_mut(&mut g, outputs));
 
-    let mut a1 = linear(images, b, inp, w1, b1, hid);
-    a1.iter_mut().for_each(|x| *x = x.max(0.0));
-    let mut a2 = linear(&a1, b, hid, w2, b2, hid);
-    a2.iter_mut().for_each(|x| *x = x.max(0.0));
+    let a1 = linear_relu(images, b, inp, w1, b1, hid);
+    let a2 = linear_relu(&a1, b, hid, w2, b2, hid);
     let z3 = linear(&a2, b, hid, w3, b3, outputs);
     let (loss, dz3) = softmax_cross_entropy(&z3, labels, outputs);
 

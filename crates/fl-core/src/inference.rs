@@ -64,8 +64,7 @@ fn cnn_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
     // [b, 10, 12, 12], then [b, 20, 4, 4] = [b, FLAT] in burn's flattening order.
     let h1 = conv_pool_relu(images, b, 1, SIDE, w1, b1, CONV1, KERNEL);
     let h2 = conv_pool_relu(&h1, b, CONV1, POOLED1, w2, b2, CONV2, KERNEL);
-    let mut h3 = linear(&h2, b, FLAT, w3, b3, HIDDEN);
-    h3.iter_mut().for_each(|x| *x = x.max(0.0));
+    let h3 = linear_relu(&h2, b, FLAT, w3, b3, HIDDEN);
     dst.copy_from_slice(&linear(&h3, b, HIDDEN, w4, b4, outputs));
 }
 
@@ -75,10 +74,8 @@ fn mlp_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
     let (w1, b1) = (take(&mut p, PIXELS * hid), take(&mut p, hid));
     let (w2, b2) = (take(&mut p, hid * hid), take(&mut p, hid));
     let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));
-    let mut h = linear(images, b, PIXELS, w1, b1, hid);
-    h.iter_mut().for_each(|x| *x = x.max(0.0));
-    let mut h = linear(&h, b, hid, w2, b2, hid);
-    h.iter_mut().for_each(|x| *x = x.max(0.0));
+    let h = linear_relu(images, b, PIXELS, w1, b1, hid);
+    let h = linear_relu(&h, b, hid, w2, b2, hid);
     dst.copy_from_slice(&linear(&h, b, hid, w3, b3, outputs));
 }
 
@@ -139,6 +136,20 @@ pub(crate) fn linear(
     for row in y.chunks_exact_mut(out) {
         row.iter_mut().zip(bias).for_each(|(v, bb)| *v += bb);
     }
+    y
+}
+
+/// [`linear`] followed by ReLU.
+pub(crate) fn linear_relu(
+    x: &[f32],
+    b: usize,
+    inp: usize,
+    w: &[f32],
+    bias: &[f32],
+    out: usize,
+) -> Vec<f32> {
+    let mut y = linear(x, b, inp, w, bias, out);
+    y.iter_mut().for_each(|v| *v = v.max(0.0));
     y
 }
 
