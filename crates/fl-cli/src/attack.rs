@@ -1,21 +1,22 @@
 //! `fl attack gan-poison` and `fl attack reconstruct`: attack runs written to a run folder.
 
-use crate::config::resolve;
+use crate::config::{resolve, server_rule, shown_defense, take_defense, take_section};
 use crate::plot::{Figure, LineChart, Series};
 use crate::progress::rounds_bar;
 use crate::run_dir::RunDir;
 use crate::summary::Summary;
 use crate::train::draw_curves;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use fl_core::FedConfig;
 use fl_core::data::PIXELS;
 use fl_data::NUM_CLASSES;
 use fl_data::rng::stream;
+use fl_defense::DefenseConfig;
 use fl_gan::oracle::{Oracle, OracleRecipe};
 use fl_poison::{AttackConfig, AttackMethod, AttackRoundMetrics, AttackRun, AttackSummary};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use toml::{Table, Value};
+use toml::Table;
 
 /// Side of the square sample grids (8 x 8 images).
 const GRID: usize = 8;
@@ -30,19 +31,19 @@ pub struct AttackRunConfig {
     pub fed: FedConfig,
     /// The attack.
     pub attack: AttackConfig,
+    /// The robust rules' parameters, when one aggregates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defense: Option<DefenseConfig>,
 }
 
-/// Splits a config table into the federated part and the `[attack]` section; unknown keys in
-/// either are errors.
-pub fn resolve_attack(mut table: Table) -> Result<(FedConfig, AttackConfig)> {
-    let attack = match table.remove("attack") {
-        None => Table::new(),
-        Some(Value::Table(t)) => t,
-        Some(_) => bail!("invalid configuration: `attack` must be a section ([attack])"),
-    };
+/// A config table split into the federated part, the `[attack]` section and the `[defense]`
+/// section; unknown keys in any are errors.
+pub fn resolve_attack(mut table: Table) -> Result<(FedConfig, AttackConfig, DefenseConfig)> {
+    let attack = take_section(&mut table, "attack")?;
+    let defense = take_defense(&mut table)?;
     let fed: FedConfig = resolve(table)?;
     let attack: AttackConfig = resolve(attack).context("in [attack]")?;
-    Ok((fed, attack))
+    Ok((fed, attack, defense))
 }
 
 /// The summary of an attack run (`summary.json`): the federated headline numbers and the
@@ -73,18 +74,21 @@ pub struct AttackOutcome {
 pub fn run(
     fed: &FedConfig,
     attack: &AttackConfig,
+    defense: &DefenseConfig,
     out: &Path,
     progress: bool,
 ) -> Result<AttackOutcome> {
     fed.validate()?;
     attack.validate(fed)?;
+    let rule = server_rule(fed, defense)?;
     let dir = RunDir::create(out)?;
     let effective = attack.federated_config(fed);
     dir.write_config(&AttackRunConfig {
         fed: effective.clone(),
         attack: attack.clone(),
+        defense: shown_defense(fed, defense),
     })?;
-    let mut run = AttackRun::build(fed, attack)?;
+    let mut run = AttackRun::build_with(fed, attack, rule)?;
     let oracle = fidelity_oracle(&effective, attack, &run.prepared.spec)?;
     let label = format!(
         "{} {}",
@@ -268,6 +272,7 @@ pub struct Reconstruction {
 pub fn reconstruct(
     fed: &FedConfig,
     attack: &AttackConfig,
+    defense: &DefenseConfig,
     classes: &[usize],
     out: &Path,
     progress: bool,
@@ -287,7 +292,7 @@ pub fn reconstruct(
             ..attack.clone()
         };
         let run_dir = dir.file(&format!("class-{g}"));
-        let done = run(fed, &a, &run_dir, progress)?;
+        let done = run(fed, &a, defense, &run_dir, progress)?;
         let images = done
             .samples
             .context("the reconstruction run produced no generator samples")?;

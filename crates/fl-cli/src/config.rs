@@ -1,6 +1,8 @@
 //! Config files: TOML, with `--set key=value` overrides, unknown keys rejected.
 
 use anyhow::{Context, Result, bail};
+use fl_core::{Aggregator, FedConfig};
+use fl_defense::DefenseConfig;
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use toml::{Table, Value};
@@ -55,6 +57,33 @@ pub fn set_dotted(table: &mut Table, key: &str, value: Value) -> Result<()> {
     Ok(())
 }
 
+/// Removes the section `name` (`[name]`) from `table`; an empty table when it is absent.
+pub fn take_section(table: &mut Table, name: &str) -> Result<Table> {
+    match table.remove(name) {
+        None => Ok(Table::new()),
+        Some(Value::Table(t)) => Ok(t),
+        Some(_) => bail!("invalid configuration: `{name}` must be a section ([{name}])"),
+    }
+}
+
+/// The `[defense]` section of `table` (removed from it), checked.
+pub fn take_defense(table: &mut Table) -> Result<DefenseConfig> {
+    let d: DefenseConfig = resolve(take_section(table, "defense")?).context("in [defense]")?;
+    d.validate()?;
+    Ok(d)
+}
+
+/// The server's aggregation rule of a run: the one `fed.aggregator` names, with the parameters
+/// of `[defense]`.
+pub fn server_rule(fed: &FedConfig, defense: &DefenseConfig) -> Result<Box<dyn Aggregator>> {
+    Ok(fl_defense::aggregator(&fed.aggregator, defense)?)
+}
+
+/// The `[defense]` section as a resolved config shows it: only when a robust rule uses it.
+pub fn shown_defense(fed: &FedConfig, defense: &DefenseConfig) -> Option<DefenseConfig> {
+    (fed.aggregator != "fedavg").then(|| defense.clone())
+}
+
 /// Deserialises a table into a config type; unknown keys are errors.
 pub fn resolve<T: DeserializeOwned>(table: Table) -> Result<T> {
     T::deserialize(Value::Table(table)).map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
@@ -92,6 +121,42 @@ mod tests {
         assert!(e.contains("lrr"), "{e}");
         let t = load_table(None, &["colour=1".into()]).unwrap();
         assert!(resolve::<FedConfig>(t).is_err());
+    }
+
+    #[test]
+    fn defense_section_is_taken_checked_and_named_rules_resolve() {
+        let mut t = load_table(
+            None,
+            &[
+                "aggregator=atm".into(),
+                "defense.atm_b=1".into(),
+                "rounds=2".into(),
+            ],
+        )
+        .unwrap();
+        let d = take_defense(&mut t).unwrap();
+        assert_eq!(d.atm_b, 1);
+        let fed: FedConfig = resolve(t).unwrap();
+        assert_eq!(server_rule(&fed, &d).unwrap().name(), "atm");
+        assert_eq!(shown_defense(&fed, &d), Some(d.clone()));
+        let mut bad = load_table(None, &["defense.trim_beta=0.7".into()]).unwrap();
+        assert!(
+            take_defense(&mut bad)
+                .unwrap_err()
+                .to_string()
+                .contains("trim_beta")
+        );
+        let mut typo = load_table(None, &["defense.atm_bb=1".into()]).unwrap();
+        assert!(format!("{:#}", take_defense(&mut typo).unwrap_err()).contains("atm_bb"));
+        let unknown = FedConfig {
+            aggregator: "krumm".into(),
+            ..Default::default()
+        };
+        let e = server_rule(&unknown, &d).err().unwrap().to_string();
+        assert!(
+            e.contains("unknown aggregator `krumm`") && e.contains("multi-krum"),
+            "{e}"
+        );
     }
 
     #[test]

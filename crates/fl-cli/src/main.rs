@@ -341,11 +341,13 @@ fn table_of(args: &TrainArgs) -> Result<toml::Table> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
-    let config: FedConfig = resolve(table_of(&args)?)?;
+    let mut table = table_of(&args)?;
+    let defense = fl_cli::config::take_defense(&mut table)?;
+    let config: FedConfig = resolve(table)?;
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("results").join(&config.name));
-    let s = fl_cli::train::run(&config, &out, !args.quiet)?;
+    let s = fl_cli::train::run(&config, &defense, &out, !args.quiet)?;
     println!(
         "{}: {} rounds, final test accuracy {:.4} (best {:.4} at round {}), {:.1} s/round",
         s.name, s.rounds_run, s.final_accuracy, s.best_accuracy, s.best_round, s.time.mean_round_s
@@ -377,7 +379,7 @@ fn demo(out: &std::path::Path, quiet: bool) -> Result<()> {
         "data_dir".into(),
         toml::Value::String(fixtures_dir().display().to_string()),
     );
-    let (fed, attack) = resolve_attack(table)?;
+    let (fed, attack, defense) = resolve_attack(table)?;
     println!(
         "demo: {} on the bundled {} subset, {} clients, client {} adversarial, {} rounds",
         attack.method.name(),
@@ -386,7 +388,7 @@ fn demo(out: &std::path::Path, quiet: bool) -> Result<()> {
         attack.adversary,
         fed.rounds
     );
-    let done = fl_cli::attack::run(&fed, &attack, out, !quiet)?;
+    let done = fl_cli::attack::run(&fed, &attack, &defense, out, !quiet)?;
     print_attack(&done.summary, out);
     for f in ["samples.png", "attack.png", "summary.json", "metrics.jsonl"] {
         println!("  {}", out.join(f).display());
@@ -444,7 +446,7 @@ fn gan_poison(args: GanPoisonArgs) -> Result<()> {
     if let Some(b) = args.boost {
         set("attack.boost", toml::Value::Float(b))?;
     }
-    let (fed, attack) = resolve_attack(table)?;
+    let (fed, attack, defense) = resolve_attack(table)?;
     let out = args.run.out.clone().unwrap_or_else(|| {
         PathBuf::from("results").join(format!(
             "{}-{}-g{}-t{}",
@@ -454,14 +456,14 @@ fn gan_poison(args: GanPoisonArgs) -> Result<()> {
             attack.target
         ))
     });
-    let done = fl_cli::attack::run(&fed, &attack, &out, !args.run.quiet)?;
+    let done = fl_cli::attack::run(&fed, &attack, &defense, &out, !args.run.quiet)?;
     print_attack(&done.summary, &out);
     Ok(())
 }
 
 fn reconstruct(args: ReconstructArgs) -> Result<()> {
     let table = attack_table(&args.run, &args.dataset)?;
-    let (fed, attack) = resolve_attack(table)?;
+    let (fed, attack, defense) = resolve_attack(table)?;
     let classes: Vec<usize> = if args.all_classes {
         (0..fl_data::NUM_CLASSES).collect()
     } else if args.generate.is_empty() {
@@ -474,7 +476,8 @@ fn reconstruct(args: ReconstructArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("results").join(format!("{}-reconstruct", fed.name)));
-    let rows = fl_cli::attack::reconstruct(&fed, &attack, &classes, &out, !args.run.quiet)?;
+    let rows =
+        fl_cli::attack::reconstruct(&fed, &attack, &defense, &classes, &out, !args.run.quiet)?;
     for r in &rows {
         println!(
             "class {} ({}): fidelity {}",

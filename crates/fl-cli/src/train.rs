@@ -1,5 +1,6 @@
 //! `fl train`: one federated run from a config, written to a run folder.
 
+use crate::config::{server_rule, shown_defense};
 use crate::plot::{Figure, LineChart, Series};
 use crate::progress::rounds_bar;
 use crate::run_dir::RunDir;
@@ -7,15 +8,39 @@ use crate::summary::Summary;
 use anyhow::Result;
 use fl_core::experiment::Experiment;
 use fl_core::{FedConfig, RoundMetrics};
+use fl_defense::DefenseConfig;
+use serde::Serialize;
 use std::path::Path;
 
-/// Runs `config`, writing `config.toml`, `metrics.jsonl` (after every round), `summary.json`,
-/// `accuracy.png` and `loss.png` into `out`.
-pub fn run(config: &FedConfig, out: &Path, progress: bool) -> Result<Summary> {
+/// The resolved config of a training run: the federated sections, and `[defense]` when a
+/// robust rule aggregates.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainRunConfig<'a> {
+    /// The federated run.
+    #[serde(flatten)]
+    pub fed: &'a FedConfig,
+    /// The robust rules' parameters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defense: Option<DefenseConfig>,
+}
+
+/// Runs `config` with the aggregator it names (parameters from `defense`), writing
+/// `config.toml`, `metrics.jsonl` (after every round), `summary.json`, `accuracy.png` and
+/// `loss.png` into `out`.
+pub fn run(
+    config: &FedConfig,
+    defense: &DefenseConfig,
+    out: &Path,
+    progress: bool,
+) -> Result<Summary> {
     config.validate()?;
+    let rule = server_rule(config, defense)?;
     let dir = RunDir::create(out)?;
-    dir.write_config(config)?;
-    let mut exp = Experiment::build(config)?;
+    dir.write_config(&TrainRunConfig {
+        fed: config,
+        defense: shown_defense(config, defense),
+    })?;
+    let mut exp = Experiment::with_aggregator(config, rule)?;
     let fed = &mut exp.federation;
     let parameters = fed.spec().num_params();
     tracing::info!(

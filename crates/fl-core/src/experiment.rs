@@ -9,12 +9,14 @@ use crate::train::ModelSpec;
 use crate::update::{Aggregator, FedAvg};
 use fl_data::{Dataset, NUM_CLASSES, Split};
 
-/// The aggregation rules this crate knows by name (fl-defense adds the robust ones).
+/// The aggregation rules this crate knows by name: FedAvg only. The robust rules live in
+/// fl-defense (`fl_defense::aggregator`); pass one to [`Experiment::with_aggregator`].
 pub fn aggregator(name: &str) -> Result<Box<dyn Aggregator>> {
     match name {
         "fedavg" => Ok(Box::new(FedAvg)),
         other => Err(CoreError::Config(format!(
-            "unknown aggregator `{other}` (known: fedavg)"
+            "unknown aggregator `{other}` (fl-core knows fedavg; the robust rules are \
+             fl_defense::aggregator's)"
         ))),
     }
 }
@@ -108,13 +110,16 @@ pub struct Experiment {
 }
 
 impl Experiment {
-    /// Builds the run described by `config`.
+    /// Builds the run described by `config` (whose aggregator must be fl-core's `fedavg`).
     pub fn build(config: &FedConfig) -> Result<Self> {
+        Self::with_aggregator(config, aggregator(&config.aggregator)?)
+    }
+
+    /// Builds the run described by `config` with `rule` as its aggregator (which should be the
+    /// one `config.aggregator` names).
+    pub fn with_aggregator(config: &FedConfig, rule: Box<dyn Aggregator>) -> Result<Self> {
         let prepared = Prepared::load(config)?;
-        let federation = prepared.federation(
-            prepared.benign_participants(),
-            aggregator(&config.aggregator)?,
-        )?;
+        let federation = prepared.federation(prepared.benign_participants(), rule)?;
         Ok(Self {
             prepared,
             federation,

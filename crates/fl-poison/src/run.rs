@@ -5,7 +5,7 @@ use crate::config::AttackConfig;
 use crate::metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
 use fl_core::error::{CoreError, Result};
 use fl_core::experiment::{Prepared, aggregator};
-use fl_core::{FedConfig, Federation};
+use fl_core::{Aggregator, FedConfig, Federation};
 
 /// The rounds before an attack starts and the global model after them.
 #[derive(Debug, Clone)]
@@ -44,8 +44,29 @@ impl AttackRun {
         Prepared::load(&attack.federated_config(fed))
     }
 
-    /// Builds the run on data from [`AttackRun::prepare`] of the same federated config.
+    /// [`AttackRun::build`] with `rule` as the server's aggregator (e.g. a robust rule of
+    /// fl-defense; it should be the one `fed.aggregator` names).
+    pub fn build_with(
+        fed: &FedConfig,
+        attack: &AttackConfig,
+        rule: Box<dyn Aggregator>,
+    ) -> Result<Self> {
+        Self::from_prepared_with(Self::prepare(fed, attack)?, attack, rule)
+    }
+
+    /// Builds the run on data from [`AttackRun::prepare`] of the same federated config, with
+    /// the aggregator `fed.aggregator` names among fl-core's (FedAvg).
     pub fn from_prepared(prepared: Prepared, attack: &AttackConfig) -> Result<Self> {
+        let rule = aggregator(&prepared.config.aggregator)?;
+        Self::from_prepared_with(prepared, attack, rule)
+    }
+
+    /// [`AttackRun::from_prepared`] with `rule` as the server's aggregator.
+    pub fn from_prepared_with(
+        prepared: Prepared,
+        attack: &AttackConfig,
+        rule: Box<dyn Aggregator>,
+    ) -> Result<Self> {
         attack.validate(&prepared.config)?;
         let fed = attack.federated_config(&prepared.config);
         if fed != prepared.config {
@@ -64,7 +85,7 @@ impl AttackRun {
         );
         let handle = adversary.handle();
         participants[attack.adversary] = Box::new(adversary);
-        let federation = prepared.federation(participants, aggregator(&fed.aggregator)?)?;
+        let federation = prepared.federation(participants, rule)?;
         Ok(Self {
             attack: attack.clone(),
             prepared,

@@ -2,9 +2,11 @@
 
 use crate::attack::{AttackRunConfig, resolve_attack};
 use crate::config::set_dotted;
+use crate::config::{server_rule, shown_defense};
 use anyhow::{Context, Result, bail};
 use fl_core::FedConfig;
 use fl_data::{DatasetKind, NUM_CLASSES};
+use fl_defense::DefenseConfig;
 use fl_poison::AttackConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -82,6 +84,8 @@ pub struct Cell {
     pub fed: FedConfig,
     /// The attack.
     pub attack: AttackConfig,
+    /// The robust rules' parameters (used when `fed.aggregator` is not fedavg).
+    pub defense: DefenseConfig,
     /// Hash of everything that decides the cell's numbers (see [`config_hash`]).
     pub hash: String,
 }
@@ -225,10 +229,11 @@ impl Grid {
         set(&mut table, "seed", Value::Integer(seed as i64))?;
         set(&mut table, "attack.generate", Value::Integer(g as i64))?;
         set(&mut table, "attack.target", Value::Integer(t as i64))?;
-        let (fed, attack) = resolve_attack(table)?;
+        let (fed, attack, defense) = resolve_attack(table)?;
         fed.validate()?;
         attack.validate(&fed)?;
-        let hash = config_hash(&fed, &attack);
+        server_rule(&fed, &defense)?;
+        let hash = config_hash(&fed, &attack, &defense);
         Ok(Cell {
             id,
             dataset,
@@ -237,6 +242,7 @@ impl Grid {
             target: t,
             fed,
             attack,
+            defense,
             hash,
         })
     }
@@ -265,7 +271,7 @@ impl Grid {
         attack.generate = 0;
         attack.target = 1;
         fed.partition.withhold.clear();
-        Ok(config_hash(&fed, &attack))
+        Ok(config_hash(&fed, &attack, &c.defense))
     }
 }
 
@@ -294,10 +300,12 @@ fn merge_into(base: &mut Table, over: &mut Table) {
 
 /// SHA-256 (first 16 hex digits) of the resolved config without the keys that do not change
 /// the numbers: `name`, `data_dir` and `threads` (runs are identical for any thread count).
-pub fn config_hash(fed: &FedConfig, attack: &AttackConfig) -> String {
+/// `[defense]` counts only when a robust rule aggregates.
+pub fn config_hash(fed: &FedConfig, attack: &AttackConfig, defense: &DefenseConfig) -> String {
     let full = AttackRunConfig {
         fed: attack.federated_config(fed),
         attack: attack.clone(),
+        defense: shown_defense(fed, defense),
     };
     let mut v = serde_json::to_value(&full).expect("configs serialise");
     if let Some(m) = v.as_object_mut() {

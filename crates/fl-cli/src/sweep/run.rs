@@ -3,6 +3,7 @@
 use super::grid::{Cell, Grid};
 use super::store::{CellResult, SAMPLE_ROW, SweepDir, encode_images};
 use crate::attack::{conclude, fidelity_oracle};
+use crate::config::server_rule;
 use anyhow::{Context, Result, bail};
 use fl_core::data::PIXELS;
 use fl_data::DatasetKind;
@@ -234,7 +235,8 @@ fn run_cell(
     oracle: Option<&Oracle>,
 ) -> Result<CellResult> {
     let started = Instant::now();
-    let mut run = AttackRun::from_prepared(prepared, &cell.attack)?;
+    let rule = server_rule(&cell.fed, &cell.defense)?;
+    let mut run = AttackRun::from_prepared_with(prepared, &cell.attack, rule)?;
     let mut rows: Vec<AttackRoundMetrics> = match warm {
         Some(w) => run.resume(w)?,
         None => Vec::new(),
