@@ -244,6 +244,7 @@ fn draw_attack_curves(
         ),
         x_label: "round",
         y_label: "share of test images",
+        x_range: None,
         y_range: (0.0, 1.05),
         series,
     }

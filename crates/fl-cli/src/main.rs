@@ -188,6 +188,32 @@ enum AttackCommand {
     /// Hitaj's reconstruction alone (fake class on, no poisoning, no boost): one run per class,
     /// then one row of generated images per class in reconstructions.png.
     Reconstruct(ReconstructArgs),
+    /// Membership inference: malicious clients learn whether target samples were in benign
+    /// clients' training data (FedPoisonMIA, passive, gradient ascent, AGREvader-style), under
+    /// any aggregator (see configs/mia.toml).
+    Mia(MiaArgs),
+}
+
+#[derive(clap::Args)]
+struct MiaArgs {
+    #[command(flatten)]
+    run: TrainArgs,
+    /// Dataset: mnist or fashion-mnist (overrides the config).
+    #[arg(long)]
+    dataset: Option<String>,
+    /// fedpoisonmia, passive, gradient-ascent or agrevader (overrides mia.method).
+    #[arg(long)]
+    attack: Option<String>,
+    /// fedavg, median, trimmed-mean, krum, multi-krum, atm, clip or dp (overrides aggregator).
+    #[arg(long)]
+    aggregator: Option<String>,
+    /// full (the round's benign updates) or partial (its own clients' benign updates)
+    /// (overrides mia.knowledge).
+    #[arg(long)]
+    knowledge: Option<String>,
+    /// Number of malicious clients (overrides mia.malicious).
+    #[arg(long)]
+    malicious: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -286,6 +312,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo { out, quiet } => demo(&out, quiet),
         Command::Attack(AttackCommand::GanPoison(args)) => gan_poison(args),
         Command::Attack(AttackCommand::Reconstruct(args)) => reconstruct(args),
+        Command::Attack(AttackCommand::Mia(args)) => mia(args),
         Command::Sweep(args) => sweep(args),
         Command::Bench(BenchCommand::Aggregators { n, dim, reps }) => {
             let dim = match dim {
@@ -458,6 +485,71 @@ fn gan_poison(args: GanPoisonArgs) -> Result<()> {
     });
     let done = fl_cli::attack::run(&fed, &attack, &defense, &out, !args.run.quiet)?;
     print_attack(&done.summary, &out);
+    Ok(())
+}
+
+fn mia(args: MiaArgs) -> Result<()> {
+    let mut table = attack_table(&args.run, &args.dataset)?;
+    let mut set = |k: &str, v: toml::Value| set_dotted(&mut table, k, v);
+    if let Some(a) = &args.attack {
+        fl_mia::MiaMethod::parse(a)?;
+        set("mia.method", toml::Value::String(a.clone()))?;
+    }
+    if let Some(a) = &args.aggregator {
+        set("aggregator", toml::Value::String(a.clone()))?;
+    }
+    if let Some(k) = &args.knowledge {
+        set("mia.knowledge", toml::Value::String(k.clone()))?;
+    }
+    if let Some(m) = args.malicious {
+        set("mia.malicious", toml::Value::Integer(m as i64))?;
+    }
+    let (fed, mia, defense) = fl_cli::mia::resolve_mia(table)?;
+    let out = args.run.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(format!(
+            "{}-{}-{}",
+            fed.name,
+            mia.method.name(),
+            fed.aggregator
+        ))
+    });
+    let s = fl_cli::mia::run(&fed, &mia, &defense, &out, !args.run.quiet)?.mia;
+    let tpr = s
+        .at_best
+        .tpr_at
+        .iter()
+        .map(|t| match t.tpr {
+            Some(v) => format!("TPR {v:.3} at {}% FPR", t.fpr * 100.0),
+            None => format!(
+                "TPR at {}% FPR not measurable (smallest FPR {:.4})",
+                t.fpr * 100.0,
+                s.at_best.smallest_fpr
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "{} ({} knowledge, {} malicious) vs {}: best membership accuracy {:.3} at round {} \
+         (precision {:.3}, recall {:.3}, AUC {:.3}; {tpr}); final {:.3}; main accuracy {:.4}",
+        s.method.name(),
+        s.knowledge,
+        s.malicious,
+        s.aggregator,
+        s.best_accuracy,
+        s.best_round,
+        s.at_best.precision,
+        s.at_best.recall,
+        s.at_best.auc,
+        s.final_accuracy,
+        s.main_accuracy
+    );
+    if let Some(k) = s.malicious_kept_share {
+        println!(
+            "the aggregator kept {:.0}% of the malicious updates",
+            k * 100.0
+        );
+    }
+    println!("results in {}", out.display());
     Ok(())
 }
 

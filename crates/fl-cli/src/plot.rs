@@ -34,6 +34,8 @@ pub struct LineChart<'a> {
     pub x_label: &'a str,
     /// Y axis label.
     pub y_label: &'a str,
+    /// X axis range; `None`: rounds (1 to the largest x, whole-number ticks, a dot per point).
+    pub x_range: Option<(f64, f64)>,
     /// Y axis range.
     pub y_range: (f64, f64),
     /// The lines.
@@ -111,18 +113,30 @@ impl Figure for LineChart<'_> {
             .iter()
             .flat_map(|s| s.points.iter().map(|p| p.0))
             .fold(1.0f64, f64::max);
+        let rounds = self.x_range.is_none();
+        let (x0, x1) = self.x_range.unwrap_or((0.5, x_max + 0.5));
         let mut chart = ChartBuilder::on(&root)
             .caption(self.title, ("sans-serif", 26))
             .margin(16)
             .x_label_area_size(48)
             .y_label_area_size(64)
-            .build_cartesian_2d(0.5f64..x_max + 0.5, self.y_range.0..self.y_range.1)
+            .build_cartesian_2d(x0..x1, self.y_range.0..self.y_range.1)
             .map_err(err)?;
+        let round_ticks = |x: &f64| format!("{x:.0}");
+        let fraction_ticks = |x: &f64| format!("{x:.2}");
         chart
             .configure_mesh()
             // Rounds are whole numbers: at most ~12 ticks, labelled without decimals.
-            .x_labels((x_max as usize).clamp(2, 12))
-            .x_label_formatter(&|x| format!("{x:.0}"))
+            .x_labels(if rounds {
+                (x_max as usize).clamp(2, 12)
+            } else {
+                11
+            })
+            .x_label_formatter(if rounds {
+                &round_ticks
+            } else {
+                &fraction_ticks
+            })
             .x_desc(self.x_label)
             .y_desc(self.y_label)
             .label_style(("sans-serif", 16))
@@ -140,9 +154,11 @@ impl Figure for LineChart<'_> {
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
-            chart
-                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
-                .map_err(err)?;
+            if rounds {
+                chart
+                    .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                    .map_err(err)?;
+            }
         }
         chart
             .configure_series_labels()

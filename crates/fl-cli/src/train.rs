@@ -84,6 +84,7 @@ pub fn draw_curves(dir: &RunDir, name: &str, rows: &[RoundMetrics]) -> Result<()
         title: &format!("{name}: test accuracy"),
         x_label: "round",
         y_label: "accuracy",
+        x_range: None,
         y_range: ((lo - 0.02).clamp(0.0, 0.9), 1.0),
         series: vec![Series {
             label: "global model",
@@ -106,6 +107,7 @@ pub fn draw_curves(dir: &RunDir, name: &str, rows: &[RoundMetrics]) -> Result<()
         title: &format!("{name}: loss"),
         x_label: "round",
         y_label: "cross-entropy",
+        x_range: None,
         y_range: (0.0, hi * 1.05),
         series: vec![
             Series {

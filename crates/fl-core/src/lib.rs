@@ -6,6 +6,7 @@
 //! - [`train`]: local SGD with seeded shuffles; [`eval`]: accuracy, per-class accuracy and
 //!   confusion matrix;
 //! - [`update`]: the [`Update`] a client sends and the [`Aggregator`] trait, with [`FedAvg`];
+//!   [`geometry`]: norms, distances and angles between flat updates;
 //! - [`participant`]: the [`Participant`] trait through which an attack replaces a client;
 //! - [`federation`]: the round protocol; [`experiment`]: a whole run built from a
 //!   [`FedConfig`];
@@ -29,6 +30,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod federation;
+pub mod geometry;
 pub mod inference;
 pub mod model;
 pub mod params;

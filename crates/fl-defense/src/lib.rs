@@ -24,10 +24,11 @@
 //! ```
 
 pub mod config;
-pub mod geometry;
 pub mod rules;
 
 pub use config::DefenseConfig;
+/// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
+pub use fl_core::geometry;
 pub use rules::{Atm, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean};
 
 use fl_core::error::{CoreError, Result};

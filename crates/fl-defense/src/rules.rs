@@ -1,8 +1,8 @@
 //! The rules. Each sorts the updates by client id first, so the result never depends on the
 //! order they arrive in and ties are broken by the lower client id.
 
-use crate::geometry::{angle_from, dot, norm, pairwise, pairwise_indices, sq_distance};
 use fl_core::error::{CoreError, Result};
+use fl_core::geometry::{angle_from, dot, norm, pairwise, pairwise_indices, sq_distance};
 use fl_core::update::{check_updates, weighted_mean};
 use fl_core::{Aggregate, Aggregator, Update};
 use fl_data::rng::stream;

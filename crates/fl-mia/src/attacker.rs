@@ -1,0 +1,680 @@
+//! The malicious clients: benign before the attack, then the crafted update of the method.
+
+use crate::config::{Knowledge, MiaConfig, MiaMethod};
+use fl_core::data::LocalData;
+use fl_core::error::Result;
+use fl_core::geometry::{angle, angle_from, dot, norm, sq_distance};
+use fl_core::participant::{Participant, RoundContext};
+use fl_core::train::{TrainConfig, train_local};
+use fl_core::update::Update;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// How far a crafted update may stray from the benign ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Constraint {
+    /// Its largest angle to a benign update is at most the largest angle between two benign
+    /// updates (FedPoisonMIA).
+    Angle,
+    /// The same with Euclidean distances (AGREvader-style).
+    Distance,
+}
+
+impl Constraint {
+    /// The measure between two updates.
+    pub fn measure(self, a: &[f32], b: &[f32]) -> f64 {
+        match self {
+            Constraint::Angle => angle(a, b),
+            Constraint::Distance => sq_distance(a, b).sqrt(),
+        }
+    }
+
+    /// The largest measure between two of `refs` (0 with fewer than two).
+    pub fn bound(self, refs: &[Vec<f32>]) -> f64 {
+        let mut worst = 0.0f64;
+        for i in 0..refs.len() {
+            for j in i + 1..refs.len() {
+                worst = worst.max(self.measure(&refs[i], &refs[j]));
+            }
+        }
+        worst
+    }
+
+    /// The largest measure between `v` and any of `refs`.
+    pub fn worst(self, v: &[f32], refs: &[Vec<f32>]) -> f64 {
+        refs.iter().map(|r| self.measure(v, r)).fold(0.0, f64::max)
+    }
+}
+
+/// What the attacker did in one attack round (one line per round in the metrics).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CraftLog {
+    /// Benign updates it measured itself against.
+    pub references: usize,
+    /// The constraint's bound: the largest angle (radians) or distance between two of them.
+    pub bound: f64,
+    /// The crafted update's largest angle or distance to them.
+    pub worst: f64,
+    /// True when the crafted update met the bound (false: the poison update alone was sent).
+    pub feasible: bool,
+    /// Mask samples chosen.
+    pub masks: usize,
+    /// The factor on the poison update.
+    pub alpha: f64,
+    /// L2 norm of the update sent.
+    pub norm: f64,
+    /// Mean L2 norm of the reference updates.
+    pub reference_norm: f64,
+}
+
+/// The crafted update and its log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Crafted {
+    /// The update (a parameter delta).
+    pub delta: Vec<f32>,
+    /// How it was made.
+    pub log: CraftLog,
+}
+
+/// The inner products among the poison update g, the mask updates m_c and the reference
+/// updates r_j: enough to measure any `alpha g + mean(masks)` against the references without
+/// forming it.
+struct Products {
+    gg: f64,
+    gm: Vec<f64>,
+    gr: Vec<f64>,
+    mm: Vec<Vec<f64>>,
+    mr: Vec<Vec<f64>>,
+    rr: Vec<f64>,
+}
+
+impl Products {
+    fn new(g: &[f32], masks: &[Vec<f32>], refs: &[Vec<f32>]) -> Self {
+        let p = masks.len();
+        let mut mm = vec![vec![0.0; p]; p];
+        for i in 0..p {
+            for j in i..p {
+                let d = dot(&masks[i], &masks[j]);
+                mm[i][j] = d;
+                mm[j][i] = d;
+            }
+        }
+        Self {
+            gg: dot(g, g),
+            gm: masks.iter().map(|m| dot(g, m)).collect(),
+            gr: refs.iter().map(|r| dot(g, r)).collect(),
+            mm,
+            mr: masks
+                .iter()
+                .map(|m| refs.iter().map(|r| dot(m, r)).collect())
+                .collect(),
+            rr: refs.iter().map(|r| dot(r, r)).collect(),
+        }
+    }
+}
+
+/// A combination `alpha g + sum / k` described by its products with g, the masks and the
+/// references.
+#[derive(Clone)]
+struct Combination {
+    /// Masks in the sum.
+    k: usize,
+    /// sum . g
+    sg: f64,
+    /// sum . sum
+    ss: f64,
+    /// sum . r_j
+    sr: Vec<f64>,
+    /// sum . m_c for every mask c
+    sm: Vec<f64>,
+}
+
+impl Combination {
+    fn empty(p: &Products) -> Self {
+        Self {
+            k: 0,
+            sg: 0.0,
+            ss: 0.0,
+            sr: vec![0.0; p.rr.len()],
+            sm: vec![0.0; p.gm.len()],
+        }
+    }
+
+    fn with(&self, p: &Products, c: usize) -> Self {
+        Self {
+            k: self.k + 1,
+            sg: self.sg + p.gm[c],
+            ss: self.ss + 2.0 * self.sm[c] + p.mm[c][c],
+            sr: self.sr.iter().zip(&p.mr[c]).map(|(a, b)| a + b).collect(),
+            sm: self.sm.iter().zip(&p.mm[c]).map(|(a, b)| a + b).collect(),
+        }
+    }
+
+    /// The norm of `alpha g + sum / k` and its largest measure to the references.
+    fn measure(&self, p: &Products, alpha: f64, constraint: Constraint) -> (f64, f64) {
+        let inv = if self.k == 0 {
+            0.0
+        } else {
+            1.0 / self.k as f64
+        };
+        let vv =
+            (alpha * alpha * p.gg + 2.0 * alpha * inv * self.sg + inv * inv * self.ss).max(0.0);
+        let worst = (0..p.rr.len())
+            .map(|j| {
+                let vr = alpha * p.gr[j] + inv * self.sr[j];
+                match constraint {
+                    Constraint::Angle => angle_from(vr, vv.sqrt(), p.rr[j].sqrt()),
+                    Constraint::Distance => (vv - 2.0 * vr + p.rr[j]).max(0.0).sqrt(),
+                }
+            })
+            .fold(0.0, f64::max);
+        (vv.sqrt(), worst)
+    }
+}
+
+/// The greedy search of FedPoisonMIA: up to `steps` times, try every unused mask update `m_c`
+/// as `mean(selected + m_c) + alpha g_attack` and keep the feasible one of largest norm.
+/// `alpha` is the largest of `alphas` (descending) at which some mask gives a feasible
+/// update; with the masks chosen, alpha is then raised as far as the constraint allows. With no
+/// mask feasible at any alpha, the largest feasible `alpha g_attack` alone; with nothing
+/// feasible at all, `g_attack` alone (as the authors' code falls back).
+///
+/// Candidates are measured through inner products computed once per call, so the search costs
+/// a Gram matrix of the masks plus scalar work.
+pub fn greedy(
+    g_attack: &[f32],
+    masks: &[Vec<f32>],
+    refs: &[Vec<f32>],
+    constraint: Constraint,
+    steps: usize,
+    alphas: &[f64],
+) -> Crafted {
+    let bound = constraint.bound(refs);
+    let mut found: Option<(f64, Vec<usize>)> = None;
+    if refs.len() >= 2 {
+        let p = Products::new(g_attack, masks, refs);
+        let ok = |c: &Combination, a: f64| c.measure(&p, a, constraint).1 <= bound;
+        for (i, &a0) in alphas.iter().enumerate() {
+            let chosen = select_masks(&p, a0, constraint, bound, steps);
+            if let Some((combo, chosen)) = chosen {
+                // a0 is feasible with these masks; a larger alpha may be too.
+                let a = alphas[..i]
+                    .iter()
+                    .copied()
+                    .find(|&a| ok(&combo, a))
+                    .unwrap_or(a0);
+                found = Some((a, chosen));
+                break;
+            }
+        }
+        if found.is_none() {
+            let none = Combination::empty(&p);
+            found = alphas
+                .iter()
+                .find(|&&a| ok(&none, a))
+                .map(|&a| (a, Vec::new()));
+        }
+    }
+    let feasible = found.is_some();
+    let (alpha, chosen) = found.unwrap_or((1.0, Vec::new()));
+    let mut delta: Vec<f32> = g_attack.iter().map(|&x| alpha as f32 * x).collect();
+    for &c in &chosen {
+        for (d, m) in delta.iter_mut().zip(&masks[c]) {
+            *d += m / chosen.len() as f32;
+        }
+    }
+    let reference_norm = if refs.is_empty() {
+        0.0
+    } else {
+        refs.iter().map(|r| norm(r)).sum::<f64>() / refs.len() as f64
+    };
+    Crafted {
+        log: CraftLog {
+            references: refs.len(),
+            bound,
+            worst: constraint.worst(&delta, refs),
+            feasible,
+            masks: chosen.len(),
+            alpha,
+            norm: norm(&delta),
+            reference_norm,
+        },
+        delta,
+    }
+}
+
+/// Up to `steps` rounds of: add the unused mask whose `mean(selected + m) + alpha g` is
+/// feasible with the largest norm. `None` when not even one mask is feasible.
+fn select_masks(
+    p: &Products,
+    alpha: f64,
+    constraint: Constraint,
+    bound: f64,
+    steps: usize,
+) -> Option<(Combination, Vec<usize>)> {
+    let mut combo = Combination::empty(p);
+    let mut chosen: Vec<usize> = Vec::new();
+    for _ in 0..steps {
+        let mut best: Option<(usize, f64, Combination)> = None;
+        for c in (0..p.gm.len()).filter(|c| !chosen.contains(c)) {
+            let next = combo.with(p, c);
+            let (n, worst) = next.measure(p, alpha, constraint);
+            if worst <= bound && best.as_ref().is_none_or(|b| n > b.1) {
+                best = Some((c, n, next));
+            }
+        }
+        let Some((c, _, next)) = best else { break };
+        chosen.push(c);
+        combo = next;
+    }
+    (!chosen.is_empty()).then_some((combo, chosen))
+}
+
+/// Alphas from `max` down to `min` in steps of a factor 1.2 (both ends included), largest
+/// first.
+pub fn alpha_grid(max: f64, min: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut a = max;
+    while a > min * 1.000001 {
+        out.push(a);
+        a /= 1.2;
+    }
+    out.push(min);
+    out
+}
+
+/// The state the malicious clients share: their data, the targets, the round's crafted
+/// update, and the log.
+pub struct Attacker {
+    cfg: MiaConfig,
+    poisoned: LocalData,
+    truth: LocalData,
+    mask: LocalData,
+    own: Vec<(usize, LocalData)>,
+    crafted: Option<(usize, Vec<f32>)>,
+    log: BTreeMap<usize, CraftLog>,
+}
+
+impl Attacker {
+    /// An attacker for `cfg` holding `targets` (true labels) with `wrong_labels`, the `mask`
+    /// pool and each malicious client's own data.
+    pub fn new(
+        cfg: &MiaConfig,
+        targets: &LocalData,
+        wrong_labels: &[u8],
+        mask: LocalData,
+        own: Vec<(usize, LocalData)>,
+    ) -> Self {
+        Self {
+            cfg: cfg.clone(),
+            poisoned: LocalData {
+                images: targets.images.clone(),
+                labels: wrong_labels.to_vec(),
+            },
+            truth: targets.clone(),
+            mask,
+            own,
+            crafted: None,
+            log: BTreeMap::new(),
+        }
+    }
+
+    /// The log of attack rounds so far, by round.
+    pub fn log(&self) -> &BTreeMap<usize, CraftLog> {
+        &self.log
+    }
+
+    /// The update every malicious client sends in this (attack) round; computed once per round.
+    fn malicious_update(&mut self, ctx: &RoundContext<'_>) -> Vec<f32> {
+        if let Some((r, d)) = &self.crafted
+            && *r == ctx.round
+        {
+            return d.clone();
+        }
+        let delta = match self.cfg.method {
+            MiaMethod::GradientAscent => one_step(ctx, &self.truth, 0)
+                .into_iter()
+                .map(|x| -x)
+                .collect(),
+            MiaMethod::FedPoisonMia | MiaMethod::Agrevader => {
+                let constraint = if self.cfg.method == MiaMethod::Agrevader {
+                    Constraint::Distance
+                } else {
+                    Constraint::Angle
+                };
+                let g_attack = one_step(ctx, &self.poisoned, 0);
+                let masks: Vec<Vec<f32>> = (0..self.mask.len())
+                    .map(|i| {
+                        let one = LocalData {
+                            images: self.mask.image(i).to_vec(),
+                            labels: vec![self.mask.labels[i]],
+                        };
+                        one_step(ctx, &one, i + 1)
+                    })
+                    .collect();
+                let refs = self.references(ctx);
+                let c = greedy(
+                    &g_attack,
+                    &masks,
+                    &refs,
+                    constraint,
+                    self.cfg.greedy_steps,
+                    &alpha_grid(self.cfg.alpha_max, self.cfg.alpha_min),
+                );
+                tracing::debug!(round = ctx.round, ?c.log, "crafted");
+                self.log.insert(ctx.round, c.log);
+                c.delta
+            }
+            MiaMethod::Passive => unreachable!("the passive attack never crafts"),
+        };
+        self.crafted = Some((ctx.round, delta.clone()));
+        delta
+    }
+
+    /// The benign updates the threat model lets it see.
+    fn references(&self, ctx: &RoundContext<'_>) -> Vec<Vec<f32>> {
+        match self.cfg.knowledge {
+            Knowledge::Full => ctx.benign_updates.iter().map(|u| u.delta.clone()).collect(),
+            Knowledge::Partial if self.own.len() >= 2 => self
+                .own
+                .iter()
+                .map(|(k, data)| {
+                    let (local, _) = ctx.train_from_global(*k, data);
+                    delta_of(&local, ctx.global)
+                })
+                .collect(),
+            Knowledge::Partial => {
+                let (k, data) = &self.own[0];
+                let half = data.len() / 2;
+                [(0, half), (half, data.len())]
+                    .iter()
+                    .enumerate()
+                    .map(|(h, &(a, b))| {
+                        let part = LocalData {
+                            images: data.images
+                                [a * fl_core::data::PIXELS..b * fl_core::data::PIXELS]
+                                .to_vec(),
+                            labels: data.labels[a..b].to_vec(),
+                        };
+                        let mut rng = ctx.rng("mia-reference-half", *k * 2 + h);
+                        let (local, _) =
+                            train_local(ctx.spec, ctx.global, &part, ctx.train, &mut rng);
+                        delta_of(&local, ctx.global)
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+fn delta_of(local: &[f32], global: &[f32]) -> Vec<f32> {
+    local.iter().zip(global).map(|(l, g)| l - g).collect()
+}
+
+/// The update of one plain SGD step (the run's learning rate) on all of `data` as one batch.
+fn one_step(ctx: &RoundContext<'_>, data: &LocalData, purpose: usize) -> Vec<f32> {
+    let cfg = TrainConfig {
+        lr: ctx.train.lr,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        batch_size: data.len().max(1),
+        epochs: 1,
+    };
+    let mut rng = ctx.rng("mia-step", purpose);
+    let (local, _) = train_local(ctx.spec, ctx.global, data, &cfg, &mut rng);
+    delta_of(&local, ctx.global)
+}
+
+/// Shared access to the attacker (the run reads its log).
+#[derive(Clone)]
+pub struct AttackerHandle(Arc<Mutex<Attacker>>);
+
+impl AttackerHandle {
+    /// Wraps `attacker`.
+    pub fn new(attacker: Attacker) -> Self {
+        Self(Arc::new(Mutex::new(attacker)))
+    }
+
+    /// Locks the attacker.
+    pub fn lock(&self) -> MutexGuard<'_, Attacker> {
+        self.0.lock().expect("attacker lock")
+    }
+}
+
+/// One malicious client: trains benignly on its own data outside attack rounds, sends the
+/// attacker's crafted update in them.
+pub struct MaliciousClient {
+    client: usize,
+    data: LocalData,
+    cfg: MiaConfig,
+    attacker: AttackerHandle,
+}
+
+impl MaliciousClient {
+    /// Client `client` with its own `data`, acting for `attacker`.
+    pub fn new(client: usize, data: LocalData, cfg: &MiaConfig, attacker: AttackerHandle) -> Self {
+        Self {
+            client,
+            data,
+            cfg: cfg.clone(),
+            attacker,
+        }
+    }
+}
+
+impl Participant for MaliciousClient {
+    fn client(&self) -> usize {
+        self.client
+    }
+
+    fn num_samples(&self) -> usize {
+        self.data.len()
+    }
+
+    fn is_adversarial(&self) -> bool {
+        true
+    }
+
+    fn observes_benign_updates(&self) -> bool {
+        self.cfg.method.is_constrained() && self.cfg.knowledge == Knowledge::Full
+    }
+
+    fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
+        if !self.cfg.attacks_in(ctx.round) {
+            let (local, stats) = ctx.train_from_global(self.client, &self.data);
+            return Ok(ctx.update_from(self.client, &local, stats, self.data.len()));
+        }
+        let delta = self.attacker.lock().malicious_update(ctx);
+        Ok(Update {
+            client: self.client,
+            delta,
+            num_samples: self.data.len(),
+            train_loss: 0.0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs() -> Vec<Vec<f32>> {
+        // Unit benign updates 60 degrees apart: the angle bound is pi/3, the distance bound 1.
+        vec![vec![1.0, 0.0, 0.0], vec![0.5, 3f32.sqrt() / 2.0, 0.0]]
+    }
+
+    #[test]
+    fn bound_and_worst_by_hand() {
+        let r = refs();
+        let b = Constraint::Angle.bound(&r);
+        assert!((b - std::f64::consts::FRAC_PI_3).abs() < 1e-6);
+        assert!((Constraint::Distance.bound(&r) - 1.0).abs() < 1e-6);
+        let w = Constraint::Angle.worst(&[0.0, 1.0, 0.0], &r);
+        assert!((w - std::f64::consts::FRAC_PI_2).abs() < 1e-6);
+    }
+
+    #[test]
+    fn greedy_picks_the_largest_feasible_mask_and_alpha() {
+        let r = refs();
+        let g = vec![0.1, 0.1, 0.0];
+        // Mask 0 is large but points out of the benign plane (~88 degrees: infeasible); mask 1
+        // (28 and 32 degrees) is feasible and larger than mask 2.
+        let masks = vec![
+            vec![0.0, 0.0, 5.0],
+            vec![2.0, 1.0, 0.0],
+            vec![0.5, 0.5, 0.0],
+        ];
+        let c = greedy(&g, &masks, &r, Constraint::Angle, 1, &[1.0]);
+        assert!(c.log.feasible);
+        assert_eq!(c.log.masks, 1);
+        assert_eq!(c.delta, vec![2.1, 1.1, 0.0]);
+        assert!(c.log.worst <= c.log.bound + 1e-6);
+        // With any alpha allowed in the benign plane, the largest is taken.
+        let c = greedy(
+            &g,
+            &masks,
+            &r,
+            Constraint::Angle,
+            1,
+            &alpha_grid(100.0, 0.01),
+        );
+        assert!((c.log.alpha - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_smaller_alpha_lets_masks_hide_the_poison() {
+        let r = refs();
+        // The poison points away from the benign updates; a small multiple of it beside a
+        // benign-looking mask stays within 60 degrees.
+        let g = vec![-1.0, 0.0, 0.0];
+        let masks = vec![vec![1.0, 1.0, 0.0]];
+        let c = greedy(
+            &g,
+            &masks,
+            &r,
+            Constraint::Angle,
+            5,
+            &alpha_grid(10.0, 0.01),
+        );
+        assert!(c.log.feasible && c.log.masks == 1);
+        assert!(c.log.alpha < 1.0 && c.log.alpha > 0.01, "{}", c.log.alpha);
+        assert!(c.log.worst <= c.log.bound + 1e-6);
+        let grid = alpha_grid(10.0, 0.01);
+        assert_eq!((grid[0], *grid.last().unwrap()), (10.0, 0.01));
+        assert!(grid.windows(2).all(|w| w[0] > w[1]));
+    }
+
+    #[test]
+    fn measured_through_products_as_when_formed() {
+        use rand::RngExt;
+        let mut rng = fl_data::rng::stream(3, "test", &[]);
+        let mut vecs = |n: usize, shift: f32| -> Vec<Vec<f32>> {
+            (0..n)
+                .map(|_| {
+                    (0..40)
+                        .map(|_| rng.random_range(-1.0..1.0) + shift)
+                        .collect()
+                })
+                .collect()
+        };
+        let refs = vecs(6, 0.6);
+        let masks = vecs(12, 0.3);
+        let g = vecs(1, -0.1).remove(0);
+        for constraint in [Constraint::Angle, Constraint::Distance] {
+            let c = greedy(&g, &masks, &refs, constraint, 3, &alpha_grid(4.0, 0.05));
+            assert!(c.log.feasible, "{constraint:?}");
+            assert!(c.log.worst <= c.log.bound + 1e-6);
+            let direct = direct_greedy(&g, &masks, &refs, constraint, 3, &alpha_grid(4.0, 0.05));
+            assert_eq!(c.delta.len(), direct.len());
+            for (a, b) in c.delta.iter().zip(&direct) {
+                assert!((a - b).abs() < 1e-5, "{constraint:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    /// The same search with every candidate formed as a vector (the test's oracle).
+    fn direct_greedy(
+        g: &[f32],
+        masks: &[Vec<f32>],
+        refs: &[Vec<f32>],
+        constraint: Constraint,
+        steps: usize,
+        alphas: &[f64],
+    ) -> Vec<f32> {
+        let bound = constraint.bound(refs);
+        let form = |a: f64, chosen: &[usize]| -> Vec<f32> {
+            let mut v: Vec<f32> = g.iter().map(|&x| a as f32 * x).collect();
+            for &c in chosen {
+                for (d, m) in v.iter_mut().zip(&masks[c]) {
+                    *d += m / chosen.len() as f32;
+                }
+            }
+            v
+        };
+        let ok = |v: &[f32]| constraint.worst(v, refs) <= bound;
+        for (i, &a0) in alphas.iter().enumerate() {
+            let mut chosen: Vec<usize> = Vec::new();
+            for _ in 0..steps {
+                let best = (0..masks.len())
+                    .filter(|c| !chosen.contains(c))
+                    .map(|c| {
+                        let mut with = chosen.clone();
+                        with.push(c);
+                        let v = form(a0, &with);
+                        (c, norm(&v), ok(&v))
+                    })
+                    .filter(|x| x.2)
+                    .fold(None::<(usize, f64)>, |b, (c, n, _)| match b {
+                        Some((_, bn)) if bn >= n => b,
+                        _ => Some((c, n)),
+                    });
+                match best {
+                    Some((c, _)) => chosen.push(c),
+                    None => break,
+                }
+            }
+            if !chosen.is_empty() {
+                let a = alphas[..i]
+                    .iter()
+                    .copied()
+                    .find(|&a| ok(&form(a, &chosen)))
+                    .unwrap_or(a0);
+                return form(a, &chosen);
+            }
+        }
+        panic!("the test's vectors always admit a mask");
+    }
+
+    #[test]
+    fn nothing_feasible_falls_back_to_the_poison_update() {
+        let r = refs();
+        let g = vec![-1.0, -1.0, 0.0]; // 135 degrees from both: beyond the bound
+        let c = greedy(&g, &[vec![0.0, 0.0, 1.0]], &r, Constraint::Angle, 5, &[1.0]);
+        assert!(!c.log.feasible);
+        assert_eq!(c.delta, g);
+        assert_eq!(c.log.masks, 0);
+        // One reference gives no bound: always the fallback.
+        let c = greedy(&[1.0, 0.0, 0.0], &[], &r[..1], Constraint::Angle, 5, &[1.0]);
+        assert!(!c.log.feasible);
+    }
+
+    #[test]
+    fn distance_constraint_limits_the_norm() {
+        let r = refs();
+        let g = vec![0.1, 0.1, 0.0];
+        let c = greedy(
+            &g,
+            &[],
+            &r,
+            Constraint::Distance,
+            1,
+            &alpha_grid(100.0, 0.01),
+        );
+        // alpha (0.1, 0.1) within distance 1 of (1, 0): (1 - x)^2 + x^2 <= 1, x = alpha / 10,
+        // so alpha <= 10; the grid's next value below is 100 / 1.2^13 = 9.35.
+        assert!(c.log.feasible);
+        assert!(c.log.worst <= c.log.bound + 1e-6);
+        assert!(c.log.alpha > 9.0 && c.log.alpha < 10.0, "{}", c.log.alpha);
+    }
+}

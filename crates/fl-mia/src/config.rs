@@ -1,0 +1,279 @@
+//! The `[mia]` config section.
+
+use fl_core::FedConfig;
+use fl_core::error::{CoreError, Result};
+use serde::{Deserialize, Serialize};
+
+/// What the malicious clients do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum MiaMethod {
+    /// FedPoisonMIA: poison the targets with wrong labels, hidden by mask samples within the
+    /// benign updates' largest angle.
+    #[default]
+    #[serde(rename = "fedpoisonmia")]
+    FedPoisonMia,
+    /// No poisoning: a loss (or confidence) threshold on the global model, calibrated on the
+    /// attacker's own data.
+    #[serde(rename = "passive")]
+    Passive,
+    /// Gradient ascent on the targets with their true labels (Nasr et al.'s active attacker).
+    #[serde(rename = "gradient-ascent")]
+    GradientAscent,
+    /// FedPoisonMIA's poisoning under a Euclidean constraint instead of the angular one
+    /// (AGREvader-style): the largest distance to a benign update stays within the largest
+    /// distance between two benign updates.
+    #[serde(rename = "agrevader")]
+    Agrevader,
+}
+
+impl MiaMethod {
+    /// Every method, in table order.
+    pub const ALL: [MiaMethod; 4] = [
+        MiaMethod::FedPoisonMia,
+        MiaMethod::Passive,
+        MiaMethod::GradientAscent,
+        MiaMethod::Agrevader,
+    ];
+
+    /// The name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            MiaMethod::FedPoisonMia => "fedpoisonmia",
+            MiaMethod::Passive => "passive",
+            MiaMethod::GradientAscent => "gradient-ascent",
+            MiaMethod::Agrevader => "agrevader",
+        }
+    }
+
+    /// The method called `name`.
+    pub fn parse(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                CoreError::Config(format!(
+                    "unknown membership attack `{name}` (known: {})",
+                    Self::ALL.map(|m| m.name()).join(", ")
+                ))
+            })
+    }
+
+    /// True when the malicious clients send crafted updates in attack rounds.
+    pub fn is_active(self) -> bool {
+        self != MiaMethod::Passive
+    }
+
+    /// True when the crafted update is hidden within the benign updates (and so needs them).
+    pub fn is_constrained(self) -> bool {
+        matches!(self, MiaMethod::FedPoisonMia | MiaMethod::Agrevader)
+    }
+}
+
+/// Which benign updates the attacker knows when it crafts its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Knowledge {
+    /// The round's benign updates (it answers after them).
+    #[default]
+    Full,
+    /// Only the benign updates its own clients would send (with one malicious client, those
+    /// of the two halves of its data).
+    Partial,
+}
+
+impl Knowledge {
+    /// The name in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Knowledge::Full => "full",
+            Knowledge::Partial => "partial",
+        }
+    }
+}
+
+/// How the passive attack turns a target's score into a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassiveRule {
+    /// Member iff its loss is at most the mean loss on the attacker's own data (Yeom et al.).
+    #[default]
+    Loss,
+    /// Member iff its true-class confidence is at least the mean on the attacker's own data.
+    Confidence,
+}
+
+/// Unchecked membership-attack parameters (the `[mia]` config section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MiaConfig {
+    /// `fedpoisonmia`, `passive`, `gradient-ascent` or `agrevader`.
+    pub method: MiaMethod,
+    /// `full` or `partial`.
+    pub knowledge: Knowledge,
+    /// Malicious clients: clients `0..malicious`.
+    pub malicious: usize,
+    /// Target samples: half members (benign clients' training data), half non-members (test
+    /// split, left out of the main-accuracy evaluation).
+    pub n_targets: usize,
+    /// Mask (cover) candidates, drawn from the malicious clients' own data.
+    pub mask_pool: usize,
+    /// Greedy iterations of mask selection.
+    pub greedy_steps: usize,
+    /// The largest factor alpha on the poison update that is tried.
+    pub alpha_max: f64,
+    /// The smallest factor alpha tried (alphas between go in steps of a factor 1.2).
+    pub alpha_min: f64,
+    /// First attack round (the malicious clients behave benignly before). Membership is
+    /// judged on the global model after every round; "best" counts rounds from this one on.
+    pub start_round: usize,
+    /// Number of attack rounds (`None` = until the end).
+    pub attack_rounds: Option<usize>,
+    /// The passive attack's decision rule.
+    pub passive_rule: PassiveRule,
+    /// Own samples the passive threshold is calibrated on.
+    pub calibration_samples: usize,
+}
+
+impl Default for MiaConfig {
+    fn default() -> Self {
+        Self {
+            method: MiaMethod::FedPoisonMia,
+            knowledge: Knowledge::Full,
+            malicious: 1,
+            n_targets: 300,
+            mask_pool: 100,
+            greedy_steps: 5,
+            alpha_max: 100.0,
+            alpha_min: 0.01,
+            start_round: 5,
+            attack_rounds: None,
+            passive_rule: PassiveRule::Loss,
+            calibration_samples: 1000,
+        }
+    }
+}
+
+impl MiaConfig {
+    /// Checks every value against the run it attacks.
+    pub fn validate(&self, fed: &FedConfig) -> Result<()> {
+        let bad = |m: String| Err(CoreError::Config(m));
+        if self.malicious == 0 {
+            return bad("mia.malicious must be at least 1".into());
+        }
+        if self.malicious >= fed.clients {
+            return bad(format!(
+                "mia.malicious is {} but the run has {} clients: at least one must be benign",
+                self.malicious, fed.clients
+            ));
+        }
+        if self.n_targets < 2 || !self.n_targets.is_multiple_of(2) {
+            return bad(format!(
+                "mia.n_targets must be even and at least 2 (half members, half non-members), \
+                 got {}",
+                self.n_targets
+            ));
+        }
+        if self.start_round == 0 || self.start_round > fed.rounds {
+            return bad(format!(
+                "mia.start_round must be in 1..={} (the run's rounds), got {}",
+                fed.rounds, self.start_round
+            ));
+        }
+        if self.attack_rounds == Some(0) {
+            return bad("mia.attack_rounds cannot be zero".into());
+        }
+        if self.method.is_constrained() {
+            if self.mask_pool == 0 {
+                return bad("mia.mask_pool cannot be zero for a constrained attack".into());
+            }
+            if self.greedy_steps == 0 {
+                return bad("mia.greedy_steps cannot be zero".into());
+            }
+            if !(self.alpha_min > 0.0
+                && self.alpha_min <= self.alpha_max
+                && self.alpha_max.is_finite())
+            {
+                return bad(format!(
+                    "mia.alpha_min and mia.alpha_max must satisfy 0 < alpha_min <= alpha_max, \
+                     got {} and {}",
+                    self.alpha_min, self.alpha_max
+                ));
+            }
+        }
+        if self.method == MiaMethod::Passive && self.calibration_samples == 0 {
+            return bad("mia.calibration_samples cannot be zero".into());
+        }
+        Ok(())
+    }
+
+    /// True when round `round` is an attack round.
+    pub fn attacks_in(&self, round: usize) -> bool {
+        self.method.is_active()
+            && round >= self.start_round
+            && self
+                .attack_rounds
+                .is_none_or(|n| round < self.start_round + n)
+    }
+
+    /// The malicious clients.
+    pub fn malicious_clients(&self) -> std::ops::Range<usize> {
+        0..self.malicious
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(f: impl FnOnce(&mut MiaConfig)) -> String {
+        let mut c = MiaConfig::default();
+        f(&mut c);
+        c.validate(&FedConfig::default()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn default_is_valid_and_names_round_trip() {
+        MiaConfig::default()
+            .validate(&FedConfig::default())
+            .unwrap();
+        for m in MiaMethod::ALL {
+            assert_eq!(MiaMethod::parse(m.name()).unwrap(), m);
+        }
+        assert!(
+            MiaMethod::parse("fedpoison")
+                .unwrap_err()
+                .to_string()
+                .contains("agrevader")
+        );
+    }
+
+    #[test]
+    fn one_error_per_invalid_value() {
+        assert!(err(|c| c.malicious = 0).contains("at least 1"));
+        assert!(err(|c| c.malicious = 10).contains("benign"));
+        assert!(err(|c| c.n_targets = 301).contains("even"));
+        assert!(err(|c| c.start_round = 0).contains("start_round"));
+        assert!(err(|c| c.start_round = 21).contains("start_round"));
+        assert!(err(|c| c.attack_rounds = Some(0)).contains("attack_rounds"));
+        assert!(err(|c| c.mask_pool = 0).contains("mask_pool"));
+        assert!(err(|c| c.greedy_steps = 0).contains("greedy_steps"));
+        assert!(err(|c| c.alpha_max = 0.001).contains("alpha_max"));
+        assert!(err(|c| c.alpha_min = 0.0).contains("alpha_min"));
+    }
+
+    #[test]
+    fn attack_rounds_window() {
+        let c = MiaConfig {
+            start_round: 3,
+            attack_rounds: Some(2),
+            ..Default::default()
+        };
+        let on: Vec<usize> = (1..8).filter(|&r| c.attacks_in(r)).collect();
+        assert_eq!(on, vec![3, 4]);
+        let passive = MiaConfig {
+            method: MiaMethod::Passive,
+            ..Default::default()
+        };
+        assert!(!(1..=20).any(|r| passive.attacks_in(r)));
+    }
+}

@@ -1,0 +1,325 @@
+//! A federated run with malicious clients inferring membership, judged after every round.
+
+use crate::attacker::{Attacker, AttackerHandle, CraftLog, MaliciousClient};
+use crate::config::{MiaConfig, MiaMethod, PassiveRule};
+use crate::metrics::{MembershipScores, roc};
+use crate::targets::{TargetSet, own_sample};
+use fl_core::data::LocalData;
+use fl_core::error::{CoreError, Result};
+use fl_core::eval::{argmax, logits, round6};
+use fl_core::experiment::Prepared;
+use fl_core::train::ModelSpec;
+use fl_core::{Aggregator, FedConfig, Federation, Participant, RoundMetrics};
+use serde::{Deserialize, Serialize};
+
+/// The attacker's decisions on the targets for one global model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// True where a target is called a member.
+    pub decisions: Vec<bool>,
+    /// The membership score of each target: its true-class confidence.
+    pub scores: Vec<f64>,
+}
+
+/// Per-target loss and true-class confidence under `params`.
+fn loss_and_confidence(spec: &ModelSpec, params: &[f32], data: &LocalData) -> Vec<(f64, f64)> {
+    let z = logits(spec, params, data);
+    z.chunks_exact(spec.outputs)
+        .zip(&data.labels)
+        .map(|(row, &y)| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&v| (v as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
+            let loss = lse - row[y as usize] as f64;
+            (loss, (-loss).exp())
+        })
+        .collect()
+}
+
+/// Everything recorded for one round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiaRoundMetrics {
+    /// The federated round.
+    #[serde(flatten)]
+    pub base: RoundMetrics,
+    /// True from the first attack round on (the rounds that count as evidence).
+    pub attack_period: bool,
+    /// The membership decisions on the global model after this round, scored.
+    pub membership: MembershipScores,
+    /// Malicious clients sampled this round, and those the aggregator kept.
+    pub malicious_sampled: usize,
+    /// Malicious clients whose update the aggregator kept.
+    pub malicious_kept: usize,
+    /// How the malicious update was made, in attack rounds of a constrained method.
+    pub craft: Option<CraftLog>,
+}
+
+/// The headline numbers of a membership run (`summary.json`'s `mia` part).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiaSummary {
+    /// The method.
+    pub method: MiaMethod,
+    /// `full` or `partial`.
+    pub knowledge: String,
+    /// The aggregation rule.
+    pub aggregator: String,
+    /// Malicious clients.
+    pub malicious: usize,
+    /// Targets (half members).
+    pub targets: usize,
+    /// First round of the attack period.
+    pub start_round: usize,
+    /// Best attack accuracy over the rounds of the attack period, and its round.
+    pub best_accuracy: f64,
+    /// The round of the best accuracy.
+    pub best_round: usize,
+    /// Scores at the best round.
+    pub at_best: MembershipScores,
+    /// Attack accuracy after the last round.
+    pub final_accuracy: f64,
+    /// Scores after the last round.
+    pub at_final: MembershipScores,
+    /// Mean attack accuracy over the attack period.
+    pub mean_accuracy: f64,
+    /// Main-task test accuracy after the last round (non-member targets left out).
+    pub main_accuracy: f64,
+    /// Share of (malicious client, attack round) updates the aggregator kept.
+    pub malicious_kept_share: Option<f64>,
+    /// Attack rounds in which the crafted update met its constraint, of those crafted.
+    pub feasible_rounds: Option<(usize, usize)>,
+}
+
+/// A membership-inference experiment: data, the federation with its malicious clients, the
+/// targets, and the attacker.
+pub struct MiaRun {
+    /// The attack's parameters (checked).
+    pub mia: MiaConfig,
+    /// Data and split; its test split excludes the non-member targets.
+    pub prepared: Prepared,
+    /// The run.
+    pub federation: Federation,
+    /// The targets.
+    pub targets: TargetSet,
+    attacker: AttackerHandle,
+    calibration: LocalData,
+    judgements: Vec<(usize, Judgement)>,
+}
+
+impl MiaRun {
+    /// Builds the run of `fed` attacked as `mia` says, aggregated by `rule` (which should be
+    /// the one `fed.aggregator` names).
+    pub fn build(fed: &FedConfig, mia: &MiaConfig, rule: Box<dyn Aggregator>) -> Result<Self> {
+        fed.validate()?;
+        mia.validate(fed)?;
+        let mut prepared = Prepared::load(fed)?;
+        let malicious: Vec<usize> = mia.malicious_clients().collect();
+        let benign: Vec<usize> = (mia.malicious..fed.clients).collect();
+        let targets = TargetSet::draw(
+            &prepared.train,
+            &prepared.test,
+            &prepared.parts,
+            &benign,
+            mia.n_targets,
+            fed.seed,
+        )?;
+        let held_out = targets.non_member_test_indices();
+        let keep: Vec<usize> = (0..prepared.test.len())
+            .filter(|i| !held_out.contains(i))
+            .collect();
+        prepared.test = prepared.test.subset(&keep);
+
+        let own_idx: Vec<usize> = malicious
+            .iter()
+            .flat_map(|&k| prepared.parts[k].iter().copied())
+            .collect();
+        let mask = if mia.method.is_constrained() {
+            own_sample(
+                &prepared.train,
+                &own_idx,
+                mia.mask_pool,
+                fed.seed,
+                "mia-mask",
+            )?
+        } else {
+            LocalData::default()
+        };
+        let calibration = if mia.method == MiaMethod::Passive {
+            let n = mia.calibration_samples.min(own_idx.len());
+            own_sample(&prepared.train, &own_idx, n, fed.seed, "mia-calibration")?
+        } else {
+            LocalData::default()
+        };
+        let own: Vec<(usize, LocalData)> = malicious
+            .iter()
+            .map(|&k| (k, prepared.client_data(k)))
+            .collect();
+        if own.iter().any(|(_, d)| d.len() < 2) {
+            return Err(CoreError::Config(
+                "every malicious client needs at least 2 samples of its own".into(),
+            ));
+        }
+        let attacker = AttackerHandle::new(Attacker::new(
+            mia,
+            &targets.data,
+            &targets.wrong_labels,
+            mask,
+            own.clone(),
+        ));
+        let mut participants = prepared.benign_participants();
+        for (k, data) in own {
+            participants[k] = Box::new(MaliciousClient::new(k, data, mia, attacker.clone()))
+                as Box<dyn Participant>;
+        }
+        let federation = prepared.federation(participants, rule)?;
+        Ok(Self {
+            mia: mia.clone(),
+            prepared,
+            federation,
+            targets,
+            attacker,
+            calibration,
+            judgements: Vec::new(),
+        })
+    }
+
+    /// The attacker's decisions on the current global model. The rule reads only the model's
+    /// outputs and the targets' true labels (which the attacker holds), never membership.
+    pub fn judge(&self) -> Judgement {
+        let spec = self.federation.spec();
+        let global = self.federation.global();
+        let on_targets = loss_and_confidence(spec, global, &self.targets.data);
+        let scores: Vec<f64> = on_targets.iter().map(|&(_, c)| c).collect();
+        let decisions = match self.mia.method {
+            MiaMethod::Passive => {
+                let own = loss_and_confidence(spec, global, &self.calibration);
+                let n = own.len().max(1) as f64;
+                match self.mia.passive_rule {
+                    PassiveRule::Loss => {
+                        let t = own.iter().map(|p| p.0).sum::<f64>() / n;
+                        on_targets.iter().map(|&(l, _)| l <= t).collect()
+                    }
+                    PassiveRule::Confidence => {
+                        let t = own.iter().map(|p| p.1).sum::<f64>() / n;
+                        on_targets.iter().map(|&(_, c)| c >= t).collect()
+                    }
+                }
+            }
+            _ => {
+                let z = logits(spec, global, &self.targets.data);
+                z.chunks_exact(spec.outputs)
+                    .zip(&self.targets.data.labels)
+                    .map(|(row, &y)| argmax(row) == y as usize)
+                    .collect()
+            }
+        };
+        Judgement { decisions, scores }
+    }
+
+    /// Runs the next round and judges membership on the resulting global model (the one the
+    /// attacker receives at the start of the next round).
+    pub fn run_round(&mut self) -> Result<MiaRoundMetrics> {
+        let base = self.federation.run_round()?;
+        let j = self.judge();
+        let membership = MembershipScores::new(&j.decisions, &j.scores, &self.targets.is_member());
+        self.judgements.push((base.round, j));
+        let is_mal = |k: &&usize| **k < self.mia.malicious;
+        Ok(MiaRoundMetrics {
+            attack_period: base.round >= self.mia.start_round,
+            membership,
+            malicious_sampled: base.clients.iter().filter(is_mal).count(),
+            malicious_kept: base.kept.iter().filter(is_mal).count(),
+            craft: self.attacker.lock().log().get(&base.round).cloned(),
+            base,
+        })
+    }
+
+    /// True once the run is over.
+    pub fn is_finished(&self, last: Option<&MiaRoundMetrics>) -> bool {
+        self.federation.is_finished(last.map(|m| &m.base))
+    }
+
+    /// Runs every round; `on_round` sees each one.
+    pub fn run(
+        &mut self,
+        on_round: &mut dyn FnMut(&MiaRoundMetrics),
+    ) -> Result<Vec<MiaRoundMetrics>> {
+        let mut rows: Vec<MiaRoundMetrics> = Vec::new();
+        while !self.is_finished(rows.last()) {
+            let m = self.run_round()?;
+            on_round(&m);
+            rows.push(m);
+        }
+        Ok(rows)
+    }
+
+    /// The ROC curve (FPR, TPR) of the scores after `round`, if it ran.
+    pub fn roc_at(&self, round: usize) -> Option<Vec<(f64, f64)>> {
+        self.judgements
+            .iter()
+            .find(|(r, _)| *r == round)
+            .map(|(_, j)| roc(&j.scores, &self.targets.is_member()))
+    }
+
+    /// The summary of `rows` (all rounds of this run, in order).
+    pub fn summary(&self, rows: &[MiaRoundMetrics]) -> Result<MiaSummary> {
+        let last = rows
+            .last()
+            .ok_or_else(|| CoreError::Config("no rounds ran".into()))?;
+        let period: Vec<&MiaRoundMetrics> = rows.iter().filter(|r| r.attack_period).collect();
+        let best = period
+            .iter()
+            .copied()
+            .reduce(|a, b| {
+                if b.membership.accuracy > a.membership.accuracy {
+                    b
+                } else {
+                    a
+                }
+            })
+            .ok_or_else(|| {
+                CoreError::Config(format!(
+                    "the run stopped at round {} before the attack period (round {})",
+                    last.base.round, self.mia.start_round
+                ))
+            })?;
+        let attack_rows: Vec<&&MiaRoundMetrics> = period
+            .iter()
+            .filter(|r| self.mia.attacks_in(r.base.round))
+            .collect();
+        let sampled: usize = attack_rows.iter().map(|r| r.malicious_sampled).sum();
+        let kept: usize = attack_rows.iter().map(|r| r.malicious_kept).sum();
+        let crafted: Vec<&CraftLog> = attack_rows
+            .iter()
+            .filter_map(|r| r.craft.as_ref())
+            .collect();
+        let main_accuracy = rows
+            .iter()
+            .rev()
+            .find_map(|r| r.base.test.as_ref())
+            .map_or(0.0, |e| e.accuracy);
+        Ok(MiaSummary {
+            method: self.mia.method,
+            knowledge: self.mia.knowledge.name().into(),
+            aggregator: self.federation.config().aggregator.clone(),
+            malicious: self.mia.malicious,
+            targets: self.targets.len(),
+            start_round: self.mia.start_round,
+            best_accuracy: best.membership.accuracy,
+            best_round: best.base.round,
+            at_best: best.membership.clone(),
+            final_accuracy: last.membership.accuracy,
+            at_final: last.membership.clone(),
+            mean_accuracy: round6(
+                period.iter().map(|r| r.membership.accuracy).sum::<f64>() / period.len() as f64,
+            ),
+            main_accuracy: round6(main_accuracy),
+            malicious_kept_share: (sampled > 0).then(|| round6(kept as f64 / sampled as f64)),
+            feasible_rounds: (!crafted.is_empty())
+                .then(|| (crafted.iter().filter(|c| c.feasible).count(), crafted.len())),
+        })
+    }
+}
