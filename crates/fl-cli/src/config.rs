@@ -19,14 +19,20 @@ pub fn load_table(path: Option<&Path>, sets: &[String]) -> Result<Table> {
         }
         None => Table::new(),
     };
+    apply_sets(&mut table, sets)?;
+    Ok(table)
+}
+
+/// Applies `key=value` overrides to `table`.
+pub fn apply_sets(table: &mut Table, sets: &[String]) -> Result<()> {
     for s in sets {
         let (key, raw) = s
             .split_once('=')
             .with_context(|| format!("--set `{s}`: expected key=value"))?;
-        set_dotted(&mut table, key.trim(), parse_value(raw.trim()))
+        set_dotted(table, key.trim(), parse_value(raw.trim()))
             .with_context(|| format!("--set `{s}`"))?;
     }
-    Ok(table)
+    Ok(())
 }
 
 /// A TOML value from the command line: numbers, booleans, arrays and inline tables as TOML,

@@ -43,6 +43,9 @@ enum Command {
     /// The 90-pair GAN-poisoning study: every (dataset, seed, G, T) of a grid, in parallel,
     /// resumable, sharded; then a report with heat maps and tests.
     Sweep(SweepArgs),
+    /// Experiments made of many runs, written as tables.
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
     /// Benchmarks with fixed workloads; print JSON.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -253,6 +256,56 @@ struct ReconstructArgs {
 }
 
 #[derive(Subcommand)]
+enum ExperimentCommand {
+    /// Every membership attack against every aggregator on each dataset and split (IID and
+    /// Dirichlet 0.5): one run each under OUT/runs/ (finished runs are kept), then table.md,
+    /// table.csv and table.json of best attack accuracy and main accuracy.
+    MiaTable(MiaTableArgs),
+}
+
+#[derive(clap::Args)]
+struct MiaTableArgs {
+    /// The base config (default: configs/mia.toml's settings).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Override a base config value (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Datasets.
+    #[arg(long, value_delimiter = ',', default_value = "mnist,fashion-mnist")]
+    datasets: Vec<String>,
+    /// Splits: iid, dirichlet-<alpha>.
+    #[arg(long, value_delimiter = ',', default_value = "iid,dirichlet-0.5")]
+    partitions: Vec<String>,
+    /// Attacks (rows).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "fedpoisonmia,passive,gradient-ascent,agrevader"
+    )]
+    attacks: Vec<String>,
+    /// Aggregators (columns).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "fedavg,median,trimmed-mean,krum,multi-krum,atm,clip,dp"
+    )]
+    aggregators: Vec<String>,
+    /// Folder holding the datasets (overrides the config's data_dir).
+    #[arg(long, env = "FL_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = "results/mia-table")]
+    out: PathBuf,
+    /// Runs at once (each gets cores / jobs threads).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Time every aggregation rule on seeded random updates of the cnn's size.
     Aggregators {
@@ -313,6 +366,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Attack(AttackCommand::GanPoison(args)) => gan_poison(args),
         Command::Attack(AttackCommand::Reconstruct(args)) => reconstruct(args),
         Command::Attack(AttackCommand::Mia(args)) => mia(args),
+        Command::Experiment(ExperimentCommand::MiaTable(args)) => mia_table(args),
         Command::Sweep(args) => sweep(args),
         Command::Bench(BenchCommand::Aggregators { n, dim, reps }) => {
             let dim = match dim {
@@ -550,6 +604,44 @@ fn mia(args: MiaArgs) -> Result<()> {
         );
     }
     println!("results in {}", out.display());
+    Ok(())
+}
+
+fn mia_table(args: MiaTableArgs) -> Result<()> {
+    let mut table = match &args.config {
+        Some(_) => load_table(args.config.as_deref(), &args.sets)?,
+        None => {
+            let mut t: toml::Table = include_str!("../../../configs/mia.toml").parse()?;
+            fl_cli::config::apply_sets(&mut t, &args.sets)?;
+            t
+        }
+    };
+    if let Some(d) = &args.data_dir {
+        table.insert(
+            "data_dir".into(),
+            toml::Value::String(d.display().to_string()),
+        );
+    }
+    let opts = fl_cli::mia_table::TableOptions {
+        datasets: args
+            .datasets
+            .iter()
+            .map(|d| fl_data::DatasetKind::parse(d))
+            .collect::<std::result::Result<_, _>>()?,
+        partitions: args.partitions.clone(),
+        attacks: args
+            .attacks
+            .iter()
+            .map(|a| fl_mia::MiaMethod::parse(a))
+            .collect::<std::result::Result<_, _>>()?,
+        aggregators: args.aggregators.clone(),
+        out: args.out.clone(),
+        jobs: args.jobs,
+        progress: !args.quiet,
+    };
+    let cells = fl_cli::mia_table::run_table(&table, &opts)?;
+    print!("{}", fl_cli::mia_table::markdown(&cells));
+    println!("\ntable and runs in {}", args.out.display());
     Ok(())
 }
 

@@ -36,6 +36,9 @@ fn help_texts() {
     let o = fl(&["sweep", "--help"]);
     assert!(o.status.success());
     insta::assert_snapshot!("fl_sweep_help", stdout(&o));
+    let o = fl(&["attack", "mia", "--help"]);
+    assert!(o.status.success());
+    insta::assert_snapshot!("fl_attack_mia_help", stdout(&o));
 }
 
 /// A 2-round seeded run on the fixtures: 4 clients x 300 samples, 300 test images.
@@ -268,5 +271,97 @@ fn seeded_attack_on_fixtures_is_reproducible_and_complete() {
     assert_eq!(
         rerun_from_written_config(&["attack", "gan-poison"], &a, &b),
         ma
+    );
+}
+
+/// A 4-round seeded FedPoisonMIA run on the fixtures: 5 clients x 200 samples, 40 targets,
+/// attacks from round 2.
+fn tiny_mia(out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "attack",
+        "mia",
+        "--config",
+        "configs/mia.toml",
+        "--data-dir",
+        "fixtures",
+        "--set",
+        "rounds=4",
+        "--set",
+        "clients=5",
+        "--set",
+        "partition.samples_per_client=200",
+        "--set",
+        "test_samples=400",
+        "--set",
+        "mia.n_targets=40",
+        "--set",
+        "mia.mask_pool=20",
+        "--set",
+        "mia.start_round=2",
+        "--seed",
+        "7",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    fl(&args)
+}
+
+#[test]
+fn seeded_mia_on_fixtures_is_reproducible_and_complete() {
+    let tmp = fl_data::scratch::ScratchDir::new("fl-cli-mia").unwrap();
+    let a = tmp.path().join("a");
+    let o = tiny_mia(&a, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("best membership accuracy"), "{text}");
+    assert!(text.contains("TPR at 0.1% FPR not measurable"), "{text}");
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "summary.json",
+        "membership.png",
+        "roc.png",
+        "accuracy.png",
+    ] {
+        assert!(a.join(f).is_file(), "{f} missing");
+    }
+    let b = tmp.path().join("b");
+    let mb = rerun_from_written_config(&["attack", "mia"], &a, &b);
+    assert_eq!(metrics_without_time(&a), mb, "same seed, same metrics");
+    let mut summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
+    summary.as_object_mut().unwrap().remove("time");
+    insta::assert_json_snapshot!("tiny_mia_summary", summary);
+}
+
+#[test]
+fn mia_errors_are_clear() {
+    let tmp = fl_data::scratch::ScratchDir::new("fl-cli-mia-err").unwrap();
+    let o = tiny_mia(&tmp.path().join("x"), &["--attack", "fedpoison"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown membership attack `fedpoison`"),
+        "{}",
+        stderr(&o)
+    );
+    // ATM with b = 3 would drop 6 of the 5 updates: refused with the rule's own message.
+    let o = tiny_mia(
+        &tmp.path().join("y"),
+        &["--aggregator", "atm", "--set", "defense.atm_b=3"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("dropping 2b = 6 updates leaves none of 5"),
+        "{}",
+        stderr(&o)
+    );
+    let o = tiny_mia(&tmp.path().join("z"), &["--malicious", "5"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("at least one must be benign"),
+        "{}",
+        stderr(&o)
     );
 }

@@ -1,0 +1,381 @@
+//! `fl experiment mia-table`: every membership attack against every aggregator, per dataset and
+//! split, as one table (Markdown and CSV) of best attack accuracy and main accuracy.
+
+use crate::config::set_dotted;
+use crate::config::shown_defense;
+use crate::mia::{MiaRunConfig, MiaRunSummary, resolve_mia, run};
+use crate::progress::counter_bar;
+use anyhow::{Context, Result, bail};
+use fl_data::DatasetKind;
+use fl_mia::MiaMethod;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use toml::{Table, Value};
+
+/// The splits the table compares.
+pub const PARTITIONS: [&str; 2] = ["iid", "dirichlet-0.5"];
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct TableOptions {
+    /// Datasets (rows of blocks).
+    pub datasets: Vec<DatasetKind>,
+    /// Splits: `iid` or `dirichlet-<alpha>`.
+    pub partitions: Vec<String>,
+    /// Attacks (rows).
+    pub attacks: Vec<MiaMethod>,
+    /// Aggregators (columns).
+    pub aggregators: Vec<String>,
+    /// The table's folder: one run folder per cell under `runs/`, then `table.md`, `table.csv`.
+    pub out: PathBuf,
+    /// Cells run at once.
+    pub jobs: usize,
+    /// Show a progress bar over cells.
+    pub progress: bool,
+}
+
+/// One cell of the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableCell {
+    /// Dataset name.
+    pub dataset: String,
+    /// Split (`iid`, `dirichlet-0.5`).
+    pub partition: String,
+    /// Attack name.
+    pub attack: String,
+    /// Aggregator name.
+    pub aggregator: String,
+    /// Best membership accuracy over the attack period.
+    pub best_accuracy: f64,
+    /// Its round.
+    pub best_round: usize,
+    /// AUC at that round.
+    pub auc: f64,
+    /// Membership accuracy after the last round.
+    pub final_accuracy: f64,
+    /// Main-task accuracy after the last round.
+    pub main_accuracy: f64,
+    /// Share of malicious updates the aggregator kept in attack rounds.
+    pub malicious_kept_share: Option<f64>,
+}
+
+/// The folder name of a cell.
+fn cell_id(d: DatasetKind, partition: &str, attack: MiaMethod, aggregator: &str) -> String {
+    format!("{}-{partition}-{}-{aggregator}", d.name(), attack.name())
+}
+
+/// The config table of one cell: `base` with dataset, split, attack and aggregator set.
+fn cell_table(
+    base: &Table,
+    d: DatasetKind,
+    partition: &str,
+    attack: MiaMethod,
+    aggregator: &str,
+    threads: usize,
+) -> Result<Table> {
+    let mut t = base.clone();
+    let mut set = |k: &str, v: Value| set_dotted(&mut t, k, v);
+    set(
+        "name",
+        Value::String(cell_id(d, partition, attack, aggregator)),
+    )?;
+    set("dataset", Value::String(d.name().into()))?;
+    set("mia.method", Value::String(attack.name().into()))?;
+    set("aggregator", Value::String(aggregator.into()))?;
+    set("threads", Value::Integer(threads as i64))?;
+    match partition {
+        "iid" => set("partition.scheme", Value::String("iid".into()))?,
+        p => {
+            let alpha: f64 = p
+                .strip_prefix("dirichlet-")
+                .and_then(|a| a.parse().ok())
+                .with_context(|| format!("unknown split `{p}` (iid or dirichlet-<alpha>)"))?;
+            set("partition.scheme", Value::String("dirichlet".into()))?;
+            set("partition.alpha", Value::Float(alpha))?;
+        }
+    }
+    Ok(t)
+}
+
+/// Runs every cell not already finished under `opts.out/runs/` (a finished cell is one whose
+/// `summary.json` exists beside the same resolved config), then writes the table.
+pub fn run_table(base: &Table, opts: &TableOptions) -> Result<Vec<TableCell>> {
+    if opts.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let threads = (crate::sweep::run::cores() / opts.jobs).max(1);
+    let mut todo = Vec::new();
+    for &d in &opts.datasets {
+        for p in &opts.partitions {
+            for &a in &opts.attacks {
+                for g in &opts.aggregators {
+                    let t = cell_table(base, d, p, a, g, threads)?;
+                    let (fed, mia, defense) = resolve_mia(t)?;
+                    fed.validate()?;
+                    mia.validate(&fed)?;
+                    crate::config::server_rule(&fed, &defense)?;
+                    todo.push((d, p.clone(), a, g.clone(), fed, mia, defense));
+                }
+            }
+        }
+    }
+    std::fs::create_dir_all(opts.out.join("runs"))?;
+    let bar = if opts.progress {
+        counter_bar(todo.len() as u64, "mia-table", "cell")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let results: Vec<Mutex<Option<Result<TableCell>>>> =
+        (0..todo.len()).map(|_| Mutex::new(None)).collect();
+    let next = Mutex::new(0usize);
+    std::thread::scope(|s| {
+        for _ in 0..opts.jobs.min(todo.len()) {
+            s.spawn(|| {
+                loop {
+                    let i = {
+                        let mut n = next.lock().expect("queue lock");
+                        let i = *n;
+                        *n += 1;
+                        i
+                    };
+                    let Some((d, p, a, g, fed, mia, defense)) = todo.get(i) else {
+                        break;
+                    };
+                    let dir = opts.out.join("runs").join(cell_id(*d, p, *a, g));
+                    let r = finished(&dir, fed, mia, defense)
+                        .transpose()
+                        .unwrap_or_else(|| run(fed, mia, defense, &dir, false))
+                        .with_context(|| format!("cell {}", dir.display()))
+                        .map(|s| cell_of(*d, p, *a, g, &s));
+                    if let Ok(c) = &r {
+                        bar.set_message(format!(
+                            "{} {} {} vs {}: {:.3}",
+                            c.dataset, c.partition, c.attack, c.aggregator, c.best_accuracy
+                        ));
+                    }
+                    bar.inc(1);
+                    *results[i].lock().expect("result lock") = Some(r);
+                }
+            });
+        }
+    });
+    bar.finish();
+    let cells = results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .expect("result lock")
+                .expect("every cell ran")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    write_table(&opts.out, &cells)?;
+    Ok(cells)
+}
+
+/// The summary of a finished cell whose config is the one asked for.
+fn finished(
+    dir: &Path,
+    fed: &fl_core::FedConfig,
+    mia: &fl_mia::MiaConfig,
+    defense: &fl_defense::DefenseConfig,
+) -> Result<Option<MiaRunSummary>> {
+    let (Ok(config), Ok(summary)) = (
+        std::fs::read_to_string(dir.join("config.toml")),
+        std::fs::read_to_string(dir.join("summary.json")),
+    ) else {
+        return Ok(None);
+    };
+    let wanted = toml::to_string_pretty(&MiaRunConfig {
+        fed: fed.clone(),
+        mia: mia.clone(),
+        defense: shown_defense(fed, defense),
+    })?;
+    if config != wanted {
+        return Ok(None);
+    }
+    Ok(Some(serde_json::from_str(&summary).with_context(|| {
+        format!(
+            "{} is not a run summary",
+            dir.join("summary.json").display()
+        )
+    })?))
+}
+
+fn cell_of(d: DatasetKind, p: &str, a: MiaMethod, g: &str, s: &MiaRunSummary) -> TableCell {
+    TableCell {
+        dataset: d.name().into(),
+        partition: p.into(),
+        attack: a.name().into(),
+        aggregator: g.into(),
+        best_accuracy: s.mia.best_accuracy,
+        best_round: s.mia.best_round,
+        auc: s.mia.at_best.auc,
+        final_accuracy: s.mia.final_accuracy,
+        main_accuracy: s.mia.main_accuracy,
+        malicious_kept_share: s.mia.malicious_kept_share,
+    }
+}
+
+/// Writes `table.md`, `table.csv` and `table.json` into `out`.
+pub fn write_table(out: &Path, cells: &[TableCell]) -> Result<()> {
+    let w = |name: &str, text: String| -> Result<()> {
+        fl_data::atomic::write_atomic(&out.join(name), text.as_bytes())
+            .with_context(|| format!("writing {}", out.join(name).display()))
+    };
+    w("table.md", markdown(cells))?;
+    w("table.csv", csv(cells))?;
+    w("table.json", serde_json::to_string_pretty(cells)? + "\n")
+}
+
+/// The cells as CSV, one line each.
+pub fn csv(cells: &[TableCell]) -> String {
+    let mut s = String::from(
+        "dataset,partition,attack,aggregator,best_accuracy,best_round,auc,final_accuracy,\
+         main_accuracy,malicious_kept_share\n",
+    );
+    for c in cells {
+        let _ = writeln!(
+            s,
+            "{},{},{},{},{:.4},{},{:.4},{:.4},{:.4},{}",
+            c.dataset,
+            c.partition,
+            c.attack,
+            c.aggregator,
+            c.best_accuracy,
+            c.best_round,
+            c.auc,
+            c.final_accuracy,
+            c.main_accuracy,
+            c.malicious_kept_share
+                .map_or(String::new(), |k| format!("{k:.3}"))
+        );
+    }
+    s
+}
+
+/// The table as Markdown: per dataset and split, rows = attack, columns = aggregator, cells =
+/// best membership accuracy (AUC), and a row of main accuracy per aggregator (the mean over
+/// the attacks' runs).
+pub fn markdown(cells: &[TableCell]) -> String {
+    let mut out = String::from(
+        "# Membership inference: attacks x aggregators\n\n\
+         Cells: best membership attack accuracy over the rounds from the first attack round on \
+         (AUC of the true-class confidence at that round in brackets). 0.5 is guessing: half \
+         the targets are members. Main accuracy: test accuracy after the last round, mean over \
+         the attacks' runs.\n",
+    );
+    let mut blocks: Vec<(&str, &str)> = Vec::new();
+    for c in cells {
+        if !blocks.contains(&(c.dataset.as_str(), c.partition.as_str())) {
+            blocks.push((&c.dataset, &c.partition));
+        }
+    }
+    for (d, p) in blocks {
+        let here: Vec<&TableCell> = cells
+            .iter()
+            .filter(|c| c.dataset == d && c.partition == p)
+            .collect();
+        let mut aggs: Vec<&str> = Vec::new();
+        let mut attacks: Vec<&str> = Vec::new();
+        for c in &here {
+            if !aggs.contains(&c.aggregator.as_str()) {
+                aggs.push(&c.aggregator);
+            }
+            if !attacks.contains(&c.attack.as_str()) {
+                attacks.push(&c.attack);
+            }
+        }
+        let _ = write!(out, "\n## {d}, {p}\n\n| attack |");
+        for g in &aggs {
+            let _ = write!(out, " {g} |");
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---|".repeat(aggs.len()));
+        out.push('\n');
+        for a in &attacks {
+            let _ = write!(out, "| {a} |");
+            for g in &aggs {
+                match here.iter().find(|c| c.attack == *a && c.aggregator == *g) {
+                    Some(c) => {
+                        let _ = write!(out, " {:.3} ({:.2}) |", c.best_accuracy, c.auc);
+                    }
+                    None => out.push_str(" - |"),
+                }
+            }
+            out.push('\n');
+        }
+        out.push_str("| main accuracy |");
+        for g in &aggs {
+            let v: Vec<f64> = here
+                .iter()
+                .filter(|c| c.aggregator == *g)
+                .map(|c| c.main_accuracy)
+                .collect();
+            let _ = write!(out, " {:.4} |", v.iter().sum::<f64>() / v.len() as f64);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(attack: &str, aggregator: &str, best: f64, main: f64) -> TableCell {
+        TableCell {
+            dataset: "mnist".into(),
+            partition: "iid".into(),
+            attack: attack.into(),
+            aggregator: aggregator.into(),
+            best_accuracy: best,
+            best_round: 7,
+            auc: best - 0.01,
+            final_accuracy: best - 0.05,
+            main_accuracy: main,
+            malicious_kept_share: (attack != "passive").then_some(0.5),
+        }
+    }
+
+    #[test]
+    fn table_text_on_fixed_cells() {
+        let cells = vec![
+            cell("fedpoisonmia", "fedavg", 0.9, 0.98),
+            cell("fedpoisonmia", "atm", 0.75, 0.97),
+            cell("passive", "fedavg", 0.55, 0.99),
+            cell("passive", "atm", 0.53, 0.96),
+        ];
+        insta::assert_snapshot!("mia_table_markdown", markdown(&cells));
+        insta::assert_snapshot!("mia_table_csv", csv(&cells));
+    }
+
+    #[test]
+    fn splits_are_parsed_or_refused() {
+        let t = cell_table(
+            &Table::new(),
+            DatasetKind::Mnist,
+            "dirichlet-0.5",
+            MiaMethod::Passive,
+            "atm",
+            1,
+        )
+        .unwrap();
+        let (fed, mia, _) = resolve_mia(t).unwrap();
+        assert_eq!(fed.partition.alpha, Some(0.5));
+        assert_eq!(mia.method, MiaMethod::Passive);
+        assert_eq!(fed.aggregator, "atm");
+        assert!(
+            cell_table(
+                &Table::new(),
+                DatasetKind::Mnist,
+                "shards",
+                MiaMethod::Passive,
+                "atm",
+                1
+            )
+            .is_err()
+        );
+    }
+}

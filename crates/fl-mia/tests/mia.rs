@@ -1,0 +1,136 @@
+//! Membership runs on the bundled fixtures: the passive attacker changes nothing, decisions
+//! never read the ground truth, crafted updates keep their constraint, same seed same numbers.
+
+use fl_core::experiment::Experiment;
+use fl_core::{FedAvg, FedConfig};
+use fl_defense::{DefenseConfig, aggregator};
+use fl_mia::targets::Origin;
+use fl_mia::{MiaConfig, MiaMethod, MiaRun};
+use std::path::PathBuf;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures")
+}
+
+fn fed(clients: usize, rounds: usize) -> FedConfig {
+    let mut c = FedConfig {
+        name: "mia-test".into(),
+        data_dir: fixtures(),
+        clients,
+        rounds,
+        threads: 2,
+        test_samples: Some(400),
+        seed: 5,
+        ..Default::default()
+    };
+    c.partition.samples_per_client = Some(100);
+    c
+}
+
+fn mia(method: MiaMethod) -> MiaConfig {
+    MiaConfig {
+        method,
+        n_targets: 40,
+        mask_pool: 20,
+        start_round: 2,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_passive_attacker_leaves_the_training_as_it_was() {
+    let cfg = fed(4, 3);
+    let mut run = MiaRun::build(&cfg, &mia(MiaMethod::Passive), Box::new(FedAvg)).unwrap();
+    let rows = run.run(&mut |_| {}).unwrap();
+    let mut plain = Experiment::build(&cfg).unwrap();
+    plain.federation.run(&mut |_| {}).unwrap();
+    assert_eq!(run.federation.global(), plain.federation.global());
+    assert!(rows.iter().all(|r| r.craft.is_none()));
+    let s = run.summary(&rows).unwrap();
+    assert_eq!(s.malicious_kept_share, None, "no attack rounds");
+    assert_eq!(s.best_round, 2.max(s.best_round));
+}
+
+#[test]
+fn decisions_never_read_the_ground_truth() {
+    for method in [MiaMethod::FedPoisonMia, MiaMethod::Passive] {
+        let mut run = MiaRun::build(&fed(4, 2), &mia(method), Box::new(FedAvg)).unwrap();
+        run.run(&mut |_| {}).unwrap();
+        let before = run.judge();
+        // Call every target a member, with a made-up owner: the decisions stay.
+        for o in run.targets.origin.iter_mut() {
+            *o = Origin::Member {
+                client: 1,
+                index: 0,
+            };
+        }
+        assert_eq!(run.judge(), before, "{method:?}");
+    }
+}
+
+#[test]
+fn crafted_updates_keep_their_constraint_and_runs_repeat() {
+    let cfg = FedConfig {
+        aggregator: "atm".into(),
+        ..fed(8, 3)
+    };
+    let defense = DefenseConfig {
+        atm_b: 1,
+        ..Default::default()
+    };
+    let go = || {
+        let rule = aggregator("atm", &defense).unwrap();
+        let mut run = MiaRun::build(&cfg, &mia(MiaMethod::FedPoisonMia), rule).unwrap();
+        let rows = run.run(&mut |_| {}).unwrap();
+        let s = run.summary(&rows).unwrap();
+        (rows, s)
+    };
+    let (rows, s) = go();
+    assert_eq!(s.aggregator, "atm");
+    let crafted: Vec<_> = rows.iter().filter_map(|r| r.craft.as_ref()).collect();
+    assert_eq!(crafted.len(), 2, "rounds 2 and 3 attack");
+    for c in &crafted {
+        assert_eq!(c.references, 7, "full knowledge: the 7 benign updates");
+        if c.feasible {
+            assert!(c.worst <= c.bound + 1e-6, "{c:?}");
+        } else {
+            assert_eq!((c.masks, c.alpha), (0, 1.0));
+        }
+    }
+    assert!(rows[0].craft.is_none() && !rows[0].attack_period);
+    assert_eq!(s.feasible_rounds.map(|f| f.1), Some(2));
+    let (again, s2) = go();
+    assert_eq!(s, s2);
+    let strip = |r: &fl_mia::MiaRoundMetrics| {
+        let mut r = r.clone();
+        r.base.time = Default::default();
+        r
+    };
+    assert_eq!(
+        rows.iter().map(strip).collect::<Vec<_>>(),
+        again.iter().map(strip).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn partial_knowledge_measures_against_its_own_clients() {
+    let one = MiaConfig {
+        knowledge: fl_mia::Knowledge::Partial,
+        ..mia(MiaMethod::FedPoisonMia)
+    };
+    let mut run = MiaRun::build(&fed(4, 2), &one, Box::new(FedAvg)).unwrap();
+    let rows = run.run(&mut |_| {}).unwrap();
+    assert_eq!(
+        rows[1].craft.as_ref().unwrap().references,
+        2,
+        "two halves of one client"
+    );
+    let three = MiaConfig {
+        malicious: 3,
+        ..one
+    };
+    let mut run = MiaRun::build(&fed(5, 2), &three, Box::new(FedAvg)).unwrap();
+    let rows = run.run(&mut |_| {}).unwrap();
+    assert_eq!(rows[1].craft.as_ref().unwrap().references, 3);
+    assert_eq!((rows[1].malicious_sampled, rows[1].malicious_kept), (3, 3));
+}
