@@ -59,6 +59,8 @@ pub struct TableCell {
     pub main_accuracy: f64,
     /// Share of malicious updates the aggregator kept in attack rounds.
     pub malicious_kept_share: Option<f64>,
+    /// Why the run stopped without a result (e.g. the model diverged); the scores are 0.
+    pub error: Option<String>,
 }
 
 /// The folder name of a cell.
@@ -144,12 +146,17 @@ pub fn run_table(base: &Table, opts: &TableOptions) -> Result<Vec<TableCell>> {
                         break;
                     };
                     let dir = opts.out.join("runs").join(cell_id(*d, p, *a, g));
-                    let r = finished(&dir, fed, mia, defense)
-                        .transpose()
-                        .unwrap_or_else(|| run(fed, mia, defense, &dir, false))
-                        .with_context(|| format!("cell {}", dir.display()))
-                        .map(|s| cell_of(*d, p, *a, g, &s));
-                    if let Ok(c) = &r {
+                    // A run that fails (a diverged model, a rule that cannot apply) is a
+                    // result of the table, shown as such; only I/O problems stop it.
+                    let r = finished(&dir, fed, mia, defense).map(|done| {
+                        match done.map_or_else(|| run(fed, mia, defense, &dir, false), Ok) {
+                            Ok(s) => cell_of(*d, p, *a, g, &s),
+                            Err(e) => failed_cell(*d, p, *a, g, format!("{e:#}")),
+                        }
+                    });
+                    if let Ok(c) = &r
+                        && c.error.is_none()
+                    {
                         bar.set_message(format!(
                             "{} {} {} vs {}: {:.3}",
                             c.dataset, c.partition, c.attack, c.aggregator, c.best_accuracy
@@ -203,6 +210,22 @@ fn finished(
     })?))
 }
 
+fn failed_cell(d: DatasetKind, p: &str, a: MiaMethod, g: &str, error: String) -> TableCell {
+    TableCell {
+        dataset: d.name().into(),
+        partition: p.into(),
+        attack: a.name().into(),
+        aggregator: g.into(),
+        best_accuracy: 0.0,
+        best_round: 0,
+        auc: 0.0,
+        final_accuracy: 0.0,
+        main_accuracy: 0.0,
+        malicious_kept_share: None,
+        error: Some(error),
+    }
+}
+
 fn cell_of(d: DatasetKind, p: &str, a: MiaMethod, g: &str, s: &MiaRunSummary) -> TableCell {
     TableCell {
         dataset: d.name().into(),
@@ -215,6 +238,7 @@ fn cell_of(d: DatasetKind, p: &str, a: MiaMethod, g: &str, s: &MiaRunSummary) ->
         final_accuracy: s.mia.final_accuracy,
         main_accuracy: s.mia.main_accuracy,
         malicious_kept_share: s.mia.malicious_kept_share,
+        error: None,
     }
 }
 
@@ -233,12 +257,12 @@ pub fn write_table(out: &Path, cells: &[TableCell]) -> Result<()> {
 pub fn csv(cells: &[TableCell]) -> String {
     let mut s = String::from(
         "dataset,partition,attack,aggregator,best_accuracy,best_round,auc,final_accuracy,\
-         main_accuracy,malicious_kept_share\n",
+         main_accuracy,malicious_kept_share,error\n",
     );
     for c in cells {
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.4},{},{:.4},{:.4},{:.4},{}",
+            "{},{},{},{},{:.4},{},{:.4},{:.4},{:.4},{},{}",
             c.dataset,
             c.partition,
             c.attack,
@@ -249,7 +273,10 @@ pub fn csv(cells: &[TableCell]) -> String {
             c.final_accuracy,
             c.main_accuracy,
             c.malicious_kept_share
-                .map_or(String::new(), |k| format!("{k:.3}"))
+                .map_or(String::new(), |k| format!("{k:.3}")),
+            c.error
+                .as_deref()
+                .map_or(String::new(), |e| format!("\"{}\"", e.replace('"', "'")))
         );
     }
     s
@@ -298,6 +325,7 @@ pub fn markdown(cells: &[TableCell]) -> String {
             let _ = write!(out, "| {a} |");
             for g in &aggs {
                 match here.iter().find(|c| c.attack == *a && c.aggregator == *g) {
+                    Some(c) if c.error.is_some() => out.push_str(" failed |"),
                     Some(c) => {
                         let _ = write!(out, " {:.3} ({:.2}) |", c.best_accuracy, c.auc);
                     }
@@ -310,12 +338,25 @@ pub fn markdown(cells: &[TableCell]) -> String {
         for g in &aggs {
             let v: Vec<f64> = here
                 .iter()
-                .filter(|c| c.aggregator == *g)
+                .filter(|c| c.aggregator == *g && c.error.is_none())
                 .map(|c| c.main_accuracy)
                 .collect();
-            let _ = write!(out, " {:.4} |", v.iter().sum::<f64>() / v.len() as f64);
+            if v.is_empty() {
+                out.push_str(" - |");
+            } else {
+                let _ = write!(out, " {:.4} |", v.iter().sum::<f64>() / v.len() as f64);
+            }
         }
         out.push('\n');
+        for c in here.iter().filter(|c| c.error.is_some()) {
+            let _ = writeln!(
+                out,
+                "\n{} vs {} failed: {}",
+                c.attack,
+                c.aggregator,
+                c.error.as_deref().unwrap_or_default()
+            );
+        }
     }
     out
 }
@@ -336,6 +377,7 @@ mod tests {
             final_accuracy: best - 0.05,
             main_accuracy: main,
             malicious_kept_share: (attack != "passive").then_some(0.5),
+            error: None,
         }
     }
 
@@ -346,6 +388,10 @@ mod tests {
             cell("fedpoisonmia", "atm", 0.75, 0.97),
             cell("passive", "fedavg", 0.55, 0.99),
             cell("passive", "atm", 0.53, 0.96),
+            TableCell {
+                error: Some("the global model diverged in round 11".into()),
+                ..cell("passive", "dp", 0.0, 0.0)
+            },
         ];
         insta::assert_snapshot!("mia_table_markdown", markdown(&cells));
         insta::assert_snapshot!("mia_table_csv", csv(&cells));
