@@ -81,14 +81,7 @@ pub fn evaluate(spec: &ModelSpec, params: &[f32], data: &LocalData, classes: usi
     let mut loss = 0.0f64;
     for (i, row) in z.chunks_exact(k).enumerate() {
         let y = data.labels[i] as usize;
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let lse = max as f64
-            + row
-                .iter()
-                .map(|&v| ((v - max) as f64).exp())
-                .sum::<f64>()
-                .ln();
-        loss += lse - row[y] as f64;
+        loss += cross_entropy(row, y);
         let pred = argmax(row);
         confusion[y][pred] += 1;
     }
@@ -110,6 +103,19 @@ pub fn evaluate(spec: &ModelSpec, params: &[f32], data: &LocalData, classes: usi
         per_class_accuracy,
         confusion,
     }
+}
+
+/// The cross-entropy of logits `row` for class `y` (log-sum-exp minus the class's logit), in
+/// f64; its negative exponential is the softmax probability of `y`.
+pub fn cross_entropy(row: &[f32], y: usize) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let lse = max as f64
+        + row
+            .iter()
+            .map(|&v| ((v - max) as f64).exp())
+            .sum::<f64>()
+            .ln();
+    lse - row[y] as f64
 }
 
 /// Rounds a score to 6 decimals, so summaries read well and compare across platforms.

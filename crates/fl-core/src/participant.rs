@@ -37,6 +37,11 @@ impl RoundContext<'_> {
         train_local(self.spec, self.global, data, self.train, &mut rng)
     }
 
+    /// Local minus global parameters.
+    pub fn delta(&self, local: &[f32]) -> Vec<f32> {
+        local.iter().zip(self.global).map(|(l, g)| l - g).collect()
+    }
+
     /// The update (local minus global) for locally trained parameters.
     pub fn update_from(
         &self,
@@ -47,7 +52,7 @@ impl RoundContext<'_> {
     ) -> Update {
         Update {
             client,
-            delta: local.iter().zip(self.global).map(|(l, g)| l - g).collect(),
+            delta: self.delta(local),
             num_samples,
             train_loss: stats.loss,
         }

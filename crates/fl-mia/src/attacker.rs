@@ -4,7 +4,7 @@ use crate::config::{Knowledge, MiaConfig, MiaMethod};
 use fl_core::data::LocalData;
 use fl_core::error::Result;
 use fl_core::geometry::{angle, angle_from, dot, norm, sq_distance};
-use fl_core::participant::{Participant, RoundContext};
+use fl_core::participant::{BenignClient, Participant, RoundContext};
 use fl_core::train::{TrainConfig, train_local};
 use fl_core::update::Update;
 use serde::{Deserialize, Serialize};
@@ -381,7 +381,7 @@ impl Attacker {
                 .iter()
                 .map(|(k, data)| {
                     let (local, _) = ctx.train_from_global(*k, data);
-                    delta_of(&local, ctx.global)
+                    ctx.delta(&local)
                 })
                 .collect(),
             Knowledge::Partial => {
@@ -400,16 +400,12 @@ impl Attacker {
                         let mut rng = ctx.rng("mia-reference-half", *k * 2 + h);
                         let (local, _) =
                             train_local(ctx.spec, ctx.global, &part, ctx.train, &mut rng);
-                        delta_of(&local, ctx.global)
+                        ctx.delta(&local)
                     })
                     .collect()
             }
         }
     }
-}
-
-fn delta_of(local: &[f32], global: &[f32]) -> Vec<f32> {
-    local.iter().zip(global).map(|(l, g)| l - g).collect()
 }
 
 /// The update of one plain SGD step (the run's learning rate) on all of `data` as one batch.
@@ -423,7 +419,7 @@ fn one_step(ctx: &RoundContext<'_>, data: &LocalData, purpose: usize) -> Vec<f32
     };
     let mut rng = ctx.rng("mia-step", purpose);
     let (local, _) = train_local(ctx.spec, ctx.global, data, &cfg, &mut rng);
-    delta_of(&local, ctx.global)
+    ctx.delta(&local)
 }
 
 /// Shared access to the attacker (the run reads its log).
@@ -445,8 +441,7 @@ impl AttackerHandle {
 /// One malicious client: trains benignly on its own data outside attack rounds, sends the
 /// attacker's crafted update in them.
 pub struct MaliciousClient {
-    client: usize,
-    data: LocalData,
+    benign: BenignClient,
     cfg: MiaConfig,
     attacker: AttackerHandle,
 }
@@ -455,8 +450,7 @@ impl MaliciousClient {
     /// Client `client` with its own `data`, acting for `attacker`.
     pub fn new(client: usize, data: LocalData, cfg: &MiaConfig, attacker: AttackerHandle) -> Self {
         Self {
-            client,
-            data,
+            benign: BenignClient::new(client, data),
             cfg: cfg.clone(),
             attacker,
         }
@@ -465,11 +459,11 @@ impl MaliciousClient {
 
 impl Participant for MaliciousClient {
     fn client(&self) -> usize {
-        self.client
+        self.benign.client()
     }
 
     fn num_samples(&self) -> usize {
-        self.data.len()
+        self.benign.num_samples()
     }
 
     fn is_adversarial(&self) -> bool {
@@ -482,14 +476,13 @@ impl Participant for MaliciousClient {
 
     fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
         if !self.cfg.attacks_in(ctx.round) {
-            let (local, stats) = ctx.train_from_global(self.client, &self.data);
-            return Ok(ctx.update_from(self.client, &local, stats, self.data.len()));
+            return self.benign.update(ctx);
         }
         let delta = self.attacker.lock().malicious_update(ctx);
         Ok(Update {
-            client: self.client,
+            client: self.client(),
             delta,
-            num_samples: self.data.len(),
+            num_samples: self.num_samples(),
             train_loss: 0.0,
         })
     }

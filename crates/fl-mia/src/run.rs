@@ -6,7 +6,7 @@ use crate::metrics::{MembershipScores, roc};
 use crate::targets::{TargetSet, own_sample};
 use fl_core::data::LocalData;
 use fl_core::error::{CoreError, Result};
-use fl_core::eval::{argmax, logits, round6};
+use fl_core::eval::{argmax, cross_entropy, logits, round6};
 use fl_core::experiment::Prepared;
 use fl_core::train::ModelSpec;
 use fl_core::{Aggregator, FedConfig, Federation, Participant, RoundMetrics};
@@ -21,21 +21,15 @@ pub struct Judgement {
     pub scores: Vec<f64>,
 }
 
-/// Per-target loss and true-class confidence under `params`.
-fn loss_and_confidence(spec: &ModelSpec, params: &[f32], data: &LocalData) -> Vec<(f64, f64)> {
-    let z = logits(spec, params, data);
-    z.chunks_exact(spec.outputs)
+/// Per-sample (loss, true-class confidence, correctly classified) under `params`, from one
+/// pass of the model.
+fn outputs(spec: &ModelSpec, params: &[f32], data: &LocalData) -> Vec<(f64, f64, bool)> {
+    logits(spec, params, data)
+        .chunks_exact(spec.outputs)
         .zip(&data.labels)
         .map(|(row, &y)| {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let lse = max
-                + row
-                    .iter()
-                    .map(|&v| (v as f64 - max).exp())
-                    .sum::<f64>()
-                    .ln();
-            let loss = lse - row[y as usize] as f64;
-            (loss, (-loss).exp())
+            let loss = cross_entropy(row, y as usize);
+            (loss, (-loss).exp(), argmax(row) == y as usize)
         })
         .collect()
 }
@@ -191,30 +185,24 @@ impl MiaRun {
     pub fn judge(&self) -> Judgement {
         let spec = self.federation.spec();
         let global = self.federation.global();
-        let on_targets = loss_and_confidence(spec, global, &self.targets.data);
-        let scores: Vec<f64> = on_targets.iter().map(|&(_, c)| c).collect();
+        let on_targets = outputs(spec, global, &self.targets.data);
+        let scores: Vec<f64> = on_targets.iter().map(|t| t.1).collect();
         let decisions = match self.mia.method {
             MiaMethod::Passive => {
-                let own = loss_and_confidence(spec, global, &self.calibration);
+                let own = outputs(spec, global, &self.calibration);
                 let n = own.len().max(1) as f64;
                 match self.mia.passive_rule {
                     PassiveRule::Loss => {
                         let t = own.iter().map(|p| p.0).sum::<f64>() / n;
-                        on_targets.iter().map(|&(l, _)| l <= t).collect()
+                        on_targets.iter().map(|p| p.0 <= t).collect()
                     }
                     PassiveRule::Confidence => {
                         let t = own.iter().map(|p| p.1).sum::<f64>() / n;
-                        on_targets.iter().map(|&(_, c)| c >= t).collect()
+                        on_targets.iter().map(|p| p.1 >= t).collect()
                     }
                 }
             }
-            _ => {
-                let z = logits(spec, global, &self.targets.data);
-                z.chunks_exact(spec.outputs)
-                    .zip(&self.targets.data.labels)
-                    .map(|(row, &y)| argmax(row) == y as usize)
-                    .collect()
-            }
+            _ => on_targets.iter().map(|p| p.2).collect(),
         };
         Judgement { decisions, scores }
     }
