@@ -302,6 +302,11 @@ impl Partitioner {
 
     /// The usual label-skew split: per class, Dirichlet shares over the clients that may hold it,
     /// a client stops receiving once it is full; redrawn until every client has `min_size`.
+    ///
+    /// When the clients take fewer samples than the set has, a random subset of that size is
+    /// split (so every class is offered in proportion), and classes are dealt in a random order
+    /// each draw: clients that fill up early take no later class, and a fixed order would make
+    /// the first classes crowd out the last.
     fn dirichlet(
         &self,
         labels: &[u8],
@@ -314,9 +319,18 @@ impl Partitioner {
         let total = per * self.clients;
         let min_size = min_size.min(per);
         for _attempt in 0..1000 {
-            let classes = Self::by_class(labels, rng);
+            let mut pool: Vec<usize> = (0..labels.len()).collect();
+            pool.shuffle(rng);
+            pool.truncate(total);
+            let mut classes = vec![Vec::new(); NUM_CLASSES];
+            for &i in &pool {
+                classes[labels[i] as usize].push(i);
+            }
+            let mut class_order: Vec<usize> = (0..NUM_CLASSES).collect();
+            class_order.shuffle(rng);
             let mut parts = vec![Vec::new(); self.clients];
-            for (c, idx) in classes.iter().enumerate() {
+            for &c in &class_order {
+                let idx = &classes[c];
                 let mut w: Vec<f64> = (0..self.clients)
                     .map(|k| {
                         if self.allowed[k][c] && parts[k].len() < per {
@@ -529,6 +543,34 @@ mod tests {
             })
             .count();
         assert!(dominant >= 5, "only {dominant} skewed clients");
+    }
+
+    #[test]
+    fn dirichlet_subset_offers_every_class() {
+        // 10 clients x 100 of 3000 samples: a full client must not mean "full of class 0".
+        let l = labels(3000);
+        let cfg = PartitionConfig {
+            samples_per_client: Some(100),
+            ..PartitionConfig::with_scheme(Scheme::Dirichlet {
+                alpha: 0.5,
+                min_size: 10,
+            })
+        };
+        for seed in 0..5 {
+            let a = cfg.validate(10).unwrap().split(&l, seed).unwrap();
+            check_disjoint(&a, l.len());
+            assert!(a.iter().all(|p| p.len() >= 10 && p.len() <= 100));
+            let mut count = [0usize; NUM_CLASSES];
+            a.iter().flatten().for_each(|&i| count[l[i] as usize] += 1);
+            let n: usize = count.iter().sum();
+            assert!(n >= 800, "seed {seed}: only {n} of 1000 samples dealt");
+            for (c, &k) in count.iter().enumerate() {
+                assert!(
+                    (40..=160).contains(&k),
+                    "seed {seed}: class {c} has {k} of {n} samples: {count:?}"
+                );
+            }
+        }
     }
 
     #[test]
