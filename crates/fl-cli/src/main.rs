@@ -291,6 +291,10 @@ struct MiaTableArgs {
         default_value = "fedavg,median,trimmed-mean,krum,multi-krum,atm,clip,dp"
     )]
     aggregators: Vec<String>,
+    /// Vary a base config value over a list (repeatable; every combination becomes a block of
+    /// the table), e.g. --vary mia.malicious=1,3,5 --vary train.epochs=1,5.
+    #[arg(long, value_name = "KEY=V1,V2,...")]
+    vary: Vec<String>,
     /// Folder holding the datasets (overrides the config's data_dir).
     #[arg(long, env = "FL_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -635,6 +639,7 @@ fn mia_table(args: MiaTableArgs) -> Result<()> {
             .map(|a| fl_mia::MiaMethod::parse(a))
             .collect::<std::result::Result<_, _>>()?,
         aggregators: args.aggregators.clone(),
+        settings: fl_cli::mia_table::settings(&args.vary)?,
         out: args.out.clone(),
         jobs: args.jobs,
         progress: !args.quiet,

@@ -1,8 +1,7 @@
 //! `fl experiment mia-table`: every membership attack against every aggregator, per dataset and
 //! split, as one table (Markdown and CSV) of best attack accuracy and main accuracy.
 
-use crate::config::set_dotted;
-use crate::config::shown_defense;
+use crate::config::{apply_sets, set_dotted, shown_defense};
 use crate::mia::{MiaRunConfig, MiaRunSummary, resolve_mia, run};
 use crate::progress::counter_bar;
 use anyhow::{Context, Result, bail};
@@ -28,6 +27,9 @@ pub struct TableOptions {
     pub attacks: Vec<MiaMethod>,
     /// Aggregators (columns).
     pub aggregators: Vec<String>,
+    /// Settings (blocks): each a list of `key=value` assignments over the base config; one
+    /// empty setting runs the base config as it is. See [`settings`].
+    pub settings: Vec<Vec<String>>,
     /// The table's folder: one run folder per cell under `runs/`, then `table.md`, `table.csv`.
     pub out: PathBuf,
     /// Cells run at once.
@@ -47,6 +49,9 @@ pub struct TableCell {
     pub attack: String,
     /// Aggregator name.
     pub aggregator: String,
+    /// The setting's assignments over the base config, space-separated (empty: the base).
+    #[serde(default)]
+    pub setting: String,
     /// Best membership accuracy over the attack period.
     pub best_accuracy: f64,
     /// Its round.
@@ -63,9 +68,67 @@ pub struct TableCell {
     pub error: Option<String>,
 }
 
+/// Keys each cell sets itself; a setting may not vary them.
+const CELL_KEYS: [&str; 7] = [
+    "name",
+    "dataset",
+    "mia.method",
+    "aggregator",
+    "threads",
+    "partition.scheme",
+    "partition.alpha",
+];
+
+/// The settings of `--vary KEY=V1,V2,...` flags: every combination of their values, in order
+/// (the first flag varies slowest). No flag gives one empty setting (the base config).
+pub fn settings(vary: &[String]) -> Result<Vec<Vec<String>>> {
+    let mut out = vec![Vec::new()];
+    for v in vary {
+        let (key, values) = v
+            .split_once('=')
+            .with_context(|| format!("--vary `{v}`: expected key=value1,value2,..."))?;
+        let key = key.trim();
+        if let Some(k) = CELL_KEYS.iter().find(|k| **k == key) {
+            bail!(
+                "--vary `{v}`: the table sets `{k}` itself; use --datasets, --partitions, \
+                 --attacks or --aggregators"
+            );
+        }
+        let values: Vec<&str> = values.split(',').map(str::trim).collect();
+        if values.iter().any(|x| x.is_empty()) {
+            bail!("--vary `{v}`: empty value");
+        }
+        out = out
+            .into_iter()
+            .flat_map(|s| {
+                values.iter().map(move |x| {
+                    let mut s = s.clone();
+                    s.push(format!("{key}={x}"));
+                    s
+                })
+            })
+            .collect();
+    }
+    Ok(out)
+}
+
 /// The folder name of a cell.
-fn cell_id(d: DatasetKind, partition: &str, attack: MiaMethod, aggregator: &str) -> String {
-    format!("{}-{partition}-{}-{aggregator}", d.name(), attack.name())
+fn cell_id(
+    d: DatasetKind,
+    partition: &str,
+    attack: MiaMethod,
+    aggregator: &str,
+    setting: &[String],
+) -> String {
+    let mut id = format!("{}-{partition}-{}-{aggregator}", d.name(), attack.name());
+    for s in setting {
+        id.push('-');
+        id.extend(
+            s.chars()
+                .map(|c| if c == '/' || c == ' ' { '_' } else { c }),
+        );
+    }
+    id
 }
 
 /// The config table of one cell: `base` with dataset, split, attack and aggregator set.
@@ -75,13 +138,15 @@ fn cell_table(
     partition: &str,
     attack: MiaMethod,
     aggregator: &str,
+    setting: &[String],
     threads: usize,
 ) -> Result<Table> {
     let mut t = base.clone();
+    apply_sets(&mut t, setting)?;
     let mut set = |k: &str, v: Value| set_dotted(&mut t, k, v);
     set(
         "name",
-        Value::String(cell_id(d, partition, attack, aggregator)),
+        Value::String(cell_id(d, partition, attack, aggregator, setting)),
     )?;
     set("dataset", Value::String(d.name().into()))?;
     set("mia.method", Value::String(attack.name().into()))?;
@@ -111,14 +176,24 @@ pub fn run_table(base: &Table, opts: &TableOptions) -> Result<Vec<TableCell>> {
     let mut todo = Vec::new();
     for &d in &opts.datasets {
         for p in &opts.partitions {
-            for &a in &opts.attacks {
-                for g in &opts.aggregators {
-                    let t = cell_table(base, d, p, a, g, threads)?;
-                    let (fed, mia, defense) = resolve_mia(t)?;
-                    fed.validate()?;
-                    mia.validate(&fed)?;
-                    crate::config::server_rule(&fed, &defense)?;
-                    todo.push((d, p.clone(), a, g.clone(), fed, mia, defense));
+            for setting in &opts.settings {
+                for &a in &opts.attacks {
+                    for g in &opts.aggregators {
+                        let t = cell_table(base, d, p, a, g, setting, threads)?;
+                        let (fed, mia, defense) = resolve_mia(t)
+                            .with_context(|| format!("setting `{}`", setting.join(" ")))?;
+                        fed.validate()?;
+                        mia.validate(&fed)?;
+                        crate::config::server_rule(&fed, &defense)?;
+                        let key = CellKey {
+                            dataset: d,
+                            partition: p.clone(),
+                            attack: a,
+                            aggregator: g.clone(),
+                            setting: setting.clone(),
+                        };
+                        todo.push((key, fed, mia, defense));
+                    }
                 }
             }
         }
@@ -142,16 +217,16 @@ pub fn run_table(base: &Table, opts: &TableOptions) -> Result<Vec<TableCell>> {
                         *n += 1;
                         i
                     };
-                    let Some((d, p, a, g, fed, mia, defense)) = todo.get(i) else {
+                    let Some((key, fed, mia, defense)) = todo.get(i) else {
                         break;
                     };
-                    let dir = opts.out.join("runs").join(cell_id(*d, p, *a, g));
+                    let dir = opts.out.join("runs").join(key.id());
                     // A run that fails (a diverged model, a rule that cannot apply) is a
                     // result of the table, shown as such; only I/O problems stop it.
                     let r = finished(&dir, fed, mia, defense).map(|done| {
                         match done.map_or_else(|| run(fed, mia, defense, &dir, false), Ok) {
-                            Ok(s) => cell_of(*d, p, *a, g, &s),
-                            Err(e) => failed_cell(*d, p, *a, g, format!("{e:#}")),
+                            Ok(s) => key.cell(&s),
+                            Err(e) => key.failed(format!("{e:#}")),
                         }
                     });
                     if let Ok(c) = &r
@@ -210,35 +285,68 @@ fn finished(
     })?))
 }
 
-fn failed_cell(d: DatasetKind, p: &str, a: MiaMethod, g: &str, error: String) -> TableCell {
-    TableCell {
-        dataset: d.name().into(),
-        partition: p.into(),
-        attack: a.name().into(),
-        aggregator: g.into(),
-        best_accuracy: 0.0,
-        best_round: 0,
-        auc: 0.0,
-        final_accuracy: 0.0,
-        main_accuracy: 0.0,
-        malicious_kept_share: None,
-        error: Some(error),
-    }
+/// Where a cell sits in the table.
+struct CellKey {
+    dataset: DatasetKind,
+    partition: String,
+    attack: MiaMethod,
+    aggregator: String,
+    setting: Vec<String>,
 }
 
-fn cell_of(d: DatasetKind, p: &str, a: MiaMethod, g: &str, s: &MiaRunSummary) -> TableCell {
-    TableCell {
-        dataset: d.name().into(),
-        partition: p.into(),
-        attack: a.name().into(),
-        aggregator: g.into(),
-        best_accuracy: s.mia.best_accuracy,
-        best_round: s.mia.best_round,
-        auc: s.mia.at_best.auc,
-        final_accuracy: s.mia.final_accuracy,
-        main_accuracy: s.mia.main_accuracy,
-        malicious_kept_share: s.mia.malicious_kept_share,
-        error: None,
+impl CellKey {
+    fn id(&self) -> String {
+        cell_id(
+            self.dataset,
+            &self.partition,
+            self.attack,
+            &self.aggregator,
+            &self.setting,
+        )
+    }
+
+    /// The cell of a run that stopped without a result.
+    fn failed(&self, error: String) -> TableCell {
+        TableCell {
+            best_accuracy: 0.0,
+            best_round: 0,
+            auc: 0.0,
+            final_accuracy: 0.0,
+            main_accuracy: 0.0,
+            malicious_kept_share: None,
+            error: Some(error),
+            ..self.blank()
+        }
+    }
+
+    /// The cell of a finished run.
+    fn cell(&self, s: &MiaRunSummary) -> TableCell {
+        TableCell {
+            best_accuracy: s.mia.best_accuracy,
+            best_round: s.mia.best_round,
+            auc: s.mia.at_best.auc,
+            final_accuracy: s.mia.final_accuracy,
+            main_accuracy: s.mia.main_accuracy,
+            malicious_kept_share: s.mia.malicious_kept_share,
+            ..self.blank()
+        }
+    }
+
+    fn blank(&self) -> TableCell {
+        TableCell {
+            dataset: self.dataset.name().into(),
+            partition: self.partition.clone(),
+            attack: self.attack.name().into(),
+            aggregator: self.aggregator.clone(),
+            setting: self.setting.join(" "),
+            best_accuracy: 0.0,
+            best_round: 0,
+            auc: 0.0,
+            final_accuracy: 0.0,
+            main_accuracy: 0.0,
+            malicious_kept_share: None,
+            error: None,
+        }
     }
 }
 
@@ -256,15 +364,16 @@ pub fn write_table(out: &Path, cells: &[TableCell]) -> Result<()> {
 /// The cells as CSV, one line each.
 pub fn csv(cells: &[TableCell]) -> String {
     let mut s = String::from(
-        "dataset,partition,attack,aggregator,best_accuracy,best_round,auc,final_accuracy,\
+        "dataset,partition,setting,attack,aggregator,best_accuracy,best_round,auc,final_accuracy,\
          main_accuracy,malicious_kept_share,error\n",
     );
     for c in cells {
         let _ = writeln!(
             s,
-            "{},{},{},{},{:.4},{},{:.4},{:.4},{:.4},{},{}",
+            "{},{},{},{},{},{:.4},{},{:.4},{:.4},{:.4},{},{}",
             c.dataset,
             c.partition,
+            c.setting,
             c.attack,
             c.aggregator,
             c.best_accuracy,
@@ -293,16 +402,17 @@ pub fn markdown(cells: &[TableCell]) -> String {
          the targets are members. Main accuracy: test accuracy after the last round, mean over \
          the attacks' runs.\n",
     );
-    let mut blocks: Vec<(&str, &str)> = Vec::new();
+    let mut blocks: Vec<(&str, &str, &str)> = Vec::new();
     for c in cells {
-        if !blocks.contains(&(c.dataset.as_str(), c.partition.as_str())) {
-            blocks.push((&c.dataset, &c.partition));
+        let b = (c.dataset.as_str(), c.partition.as_str(), c.setting.as_str());
+        if !blocks.contains(&b) {
+            blocks.push(b);
         }
     }
-    for (d, p) in blocks {
+    for (d, p, setting) in blocks {
         let here: Vec<&TableCell> = cells
             .iter()
-            .filter(|c| c.dataset == d && c.partition == p)
+            .filter(|c| c.dataset == d && c.partition == p && c.setting == setting)
             .collect();
         let mut aggs: Vec<&str> = Vec::new();
         let mut attacks: Vec<&str> = Vec::new();
@@ -314,7 +424,11 @@ pub fn markdown(cells: &[TableCell]) -> String {
                 attacks.push(&c.attack);
             }
         }
-        let _ = write!(out, "\n## {d}, {p}\n\n| attack |");
+        let _ = write!(out, "\n## {d}, {p}");
+        if !setting.is_empty() {
+            let _ = write!(out, ", {setting}");
+        }
+        out.push_str("\n\n| attack |");
         for g in &aggs {
             let _ = write!(out, " {g} |");
         }
@@ -371,6 +485,7 @@ mod tests {
             partition: "iid".into(),
             attack: attack.into(),
             aggregator: aggregator.into(),
+            setting: String::new(),
             best_accuracy: best,
             best_round: 7,
             auc: best - 0.01,
@@ -392,6 +507,10 @@ mod tests {
                 error: Some("the global model diverged in round 11".into()),
                 ..cell("passive", "dp", 0.0, 0.0)
             },
+            TableCell {
+                setting: "mia.malicious=3".into(),
+                ..cell("fedpoisonmia", "fedavg", 0.62, 0.97)
+            },
         ];
         insta::assert_snapshot!("mia_table_markdown", markdown(&cells));
         insta::assert_snapshot!("mia_table_csv", csv(&cells));
@@ -405,6 +524,7 @@ mod tests {
             "dirichlet-0.5",
             MiaMethod::Passive,
             "atm",
+            &["mia.malicious=2".into()],
             1,
         )
         .unwrap();
@@ -412,6 +532,8 @@ mod tests {
         assert_eq!(fed.partition.alpha, Some(0.5));
         assert_eq!(mia.method, MiaMethod::Passive);
         assert_eq!(fed.aggregator, "atm");
+        assert_eq!(mia.malicious, 2, "the setting reaches the config");
+        assert_eq!(fed.name, "mnist-dirichlet-0.5-passive-atm-mia.malicious=2");
         assert!(
             cell_table(
                 &Table::new(),
@@ -419,9 +541,30 @@ mod tests {
                 "shards",
                 MiaMethod::Passive,
                 "atm",
+                &[],
                 1
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn vary_flags_give_every_combination() {
+        assert_eq!(settings(&[]).unwrap(), vec![Vec::<String>::new()]);
+        let s = settings(&["mia.malicious=1,3".into(), "train.epochs = 1, 5".into()]).unwrap();
+        let joined: Vec<String> = s.iter().map(|x| x.join(" ")).collect();
+        assert_eq!(
+            joined,
+            [
+                "mia.malicious=1 train.epochs=1",
+                "mia.malicious=1 train.epochs=5",
+                "mia.malicious=3 train.epochs=1",
+                "mia.malicious=3 train.epochs=5",
+            ]
+        );
+        let err = |v: &str| format!("{:#}", settings(&[v.into()]).unwrap_err());
+        assert!(err("aggregator=atm,krum").contains("--aggregators"));
+        assert!(err("mia.malicious").contains("expected key=value"));
+        assert!(err("mia.malicious=1,,3").contains("empty value"));
     }
 }
