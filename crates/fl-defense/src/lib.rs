@@ -26,7 +26,7 @@
 pub mod config;
 pub mod rules;
 
-pub use config::DefenseConfig;
+pub use config::{AdaptiveBound, ClipBound, DefenseConfig};
 /// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
 pub use fl_core::geometry;
 pub use rules::{Atm, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean};

@@ -1,6 +1,7 @@
 //! The rules. Each sorts the updates by client id first, so the result never depends on the
 //! order they arrive in and ties are broken by the lower client id.
 
+use crate::config::{AdaptiveBound, ClipBound};
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::{angle_from, dot, norm, pairwise, pairwise_indices, sq_distance};
 use fl_core::update::{check_updates, weighted_mean};
@@ -242,11 +243,31 @@ fn clipped(delta: &[f32], bound: f64) -> Vec<f32> {
     delta.iter().map(|&x| (x as f64 * s) as f32).collect()
 }
 
-/// Norm clipping: every update scaled to L2 norm at most `bound`, then FedAvg. All kept.
+/// Norm clipping: every update scaled to L2 norm at most `bound` (fixed, or the median norm
+/// of the round's updates), then FedAvg. All kept.
 #[derive(Debug, Clone, Copy)]
 pub struct NormClip {
     /// The largest norm an update keeps.
-    pub bound: f64,
+    pub bound: ClipBound,
+}
+
+impl NormClip {
+    /// The bound for this round's updates.
+    fn bound_for(&self, v: &[&Update]) -> f64 {
+        match self.bound {
+            ClipBound::Norm(b) => b,
+            ClipBound::Adaptive(AdaptiveBound::Median) => {
+                let mut norms: Vec<f64> = v.iter().map(|u| norm(&u.delta)).collect();
+                norms.sort_by(f64::total_cmp);
+                let m = norms.len();
+                if m % 2 == 1 {
+                    norms[m / 2]
+                } else {
+                    (norms[m / 2 - 1] + norms[m / 2]) / 2.0
+                }
+            }
+        }
+    }
 }
 
 impl Aggregator for NormClip {
@@ -256,10 +277,11 @@ impl Aggregator for NormClip {
 
     fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
+        let bound = self.bound_for(&v);
         let c: Vec<Update> = v
             .iter()
             .map(|u| Update {
-                delta: clipped(&u.delta, self.bound),
+                delta: clipped(&u.delta, bound),
                 ..(*u).clone()
             })
             .collect();

@@ -3,8 +3,8 @@
 use fl_core::{Aggregator, Update};
 use fl_data::rng::stream;
 use fl_defense::{
-    Atm, DefenseConfig, GaussianDp, Krum, Median, MultiKrum, NAMES, NormClip, TrimmedMean,
-    aggregator,
+    AdaptiveBound, Atm, ClipBound, DefenseConfig, GaussianDp, Krum, Median, MultiKrum, NAMES,
+    NormClip, TrimmedMean, aggregator,
 };
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -20,7 +20,7 @@ fn up(client: usize, delta: Vec<f32>, n: usize) -> Update {
 
 fn all_rules() -> Vec<Box<dyn Aggregator>> {
     let cfg = DefenseConfig {
-        clip_bound: 1e6,
+        clip_bound: ClipBound::Norm(1e6),
         dp_clip: 1e6,
         dp_sigma: 0.0,
         ..Default::default()
@@ -182,7 +182,11 @@ fn atm_by_hand() {
 fn clipping_and_dp_by_hand() {
     let ups = vec![up(0, vec![3.0, 4.0], 1), up(1, vec![0.3, 0.4], 3)];
     // Client 0 is clipped to norm 1: (0.6, 0.8); weights 1 and 3.
-    let c = NormClip { bound: 1.0 }.aggregate(&ups).unwrap();
+    let c = NormClip {
+        bound: ClipBound::Norm(1.0),
+    }
+    .aggregate(&ups)
+    .unwrap();
     assert!((c.delta[0] - (0.6 + 3.0 * 0.3) / 4.0).abs() < 1e-6);
     assert!((c.delta[1] - (0.8 + 3.0 * 0.4) / 4.0).abs() < 1e-6);
     // DP without noise: the plain mean of the clipped updates.
@@ -193,6 +197,36 @@ fn clipping_and_dp_by_hand() {
     .aggregate(&ups)
     .unwrap();
     assert!((d.delta[0] - 0.45).abs() < 1e-6 && (d.delta[1] - 0.6).abs() < 1e-6);
+}
+
+#[test]
+fn median_clipping_by_hand() {
+    // Norms 1, 2 and 10: the bound is 2, so only client 2 is scaled, to (0, 2).
+    let ups = vec![
+        up(0, vec![1.0, 0.0], 1),
+        up(1, vec![0.0, -2.0], 1),
+        up(2, vec![0.0, 10.0], 2),
+    ];
+    let median = NormClip {
+        bound: ClipBound::Adaptive(AdaptiveBound::Median),
+    };
+    let c = median.aggregate(&ups).unwrap();
+    assert_eq!(c.kept, vec![0, 1, 2]);
+    assert!((c.delta[0] - 0.25).abs() < 1e-6, "{:?}", c.delta);
+    assert!(
+        (c.delta[1] - (-2.0 + 2.0 * 2.0) / 4.0).abs() < 1e-6,
+        "{:?}",
+        c.delta
+    );
+    // Even count: the mean of the middle two norms (2 and 4 -> 3).
+    let ups = vec![
+        up(0, vec![1.0], 1),
+        up(1, vec![2.0], 1),
+        up(2, vec![4.0], 1),
+        up(3, vec![8.0], 1),
+    ];
+    let c = median.aggregate(&ups).unwrap();
+    assert!((c.delta[0] - (1.0 + 2.0 + 3.0 + 3.0) / 4.0).abs() < 1e-6);
 }
 
 #[test]
