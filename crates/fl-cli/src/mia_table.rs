@@ -308,12 +308,6 @@ impl CellKey {
     /// The cell of a run that stopped without a result.
     fn failed(&self, error: String) -> TableCell {
         TableCell {
-            best_accuracy: 0.0,
-            best_round: 0,
-            auc: 0.0,
-            final_accuracy: 0.0,
-            main_accuracy: 0.0,
-            malicious_kept_share: None,
             error: Some(error),
             ..self.blank()
         }
@@ -332,6 +326,7 @@ impl CellKey {
         }
     }
 
+    /// The cell's place with scores of 0 and no error.
     fn blank(&self) -> TableCell {
         TableCell {
             dataset: self.dataset.name().into(),
