@@ -73,14 +73,11 @@ impl DefenseConfig {
         if self.multi_krum_m == Some(0) {
             return bad("defense.multi_krum_m must be at least 1".into());
         }
-        let fixed_clip = match self.clip_bound {
-            ClipBound::Norm(v) => v,
-            ClipBound::Adaptive(_) => 1.0,
-        };
-        for (name, v) in [
-            ("defense.clip_bound", fixed_clip),
-            ("defense.dp_clip", self.dp_clip),
-        ] {
+        let mut positive = vec![("defense.dp_clip", self.dp_clip)];
+        if let ClipBound::Norm(v) = self.clip_bound {
+            positive.push(("defense.clip_bound", v));
+        }
+        for (name, v) in positive {
             if !(v > 0.0 && v.is_finite()) {
                 return bad(format!("{name} must be positive, got {v}"));
             }
