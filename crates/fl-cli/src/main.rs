@@ -61,12 +61,17 @@ struct SweepArgs {
     /// The sweep folder (default: results/<grid name>). Finished cells there are kept.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Cells run at once (0 = one per core).
+    /// Cells run at once (0 = one per core on CPU; on a GPU, as many as its memory holds,
+    /// measured on the first cell).
     #[arg(long, default_value_t = 0)]
     jobs: usize,
     /// Worker threads inside each cell (0 = cores / jobs).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Device memory the cells may use together on a GPU with --jobs 0, e.g. 70GiB
+    /// (default: the capacity the device reports).
+    #[arg(long, value_name = "SIZE", value_parser = fl_cli::sweep::run::parse_bytes)]
+    device_memory: Option<u64>,
     /// Run only share i of N (from 0), e.g. --shard 0/4; join shards with `fl sweep merge`.
     #[arg(long, value_name = "i/N")]
     shard: Option<fl_cli::sweep::Shard>,
@@ -748,8 +753,12 @@ fn sweep(args: SweepArgs) -> Result<()> {
                 shard: args.shard,
                 warm_start: !args.no_warm_start,
                 progress: !args.quiet,
+                device_memory: args.device_memory,
             };
             let (r, md) = fl_cli::sweep::sweep(&grid, &opts)?;
+            if let Some(plan) = &r.memory {
+                println!("{}", fl_cli::sweep::run::plan_line(plan));
+            }
             println!(
                 "{}: {} cells, {} finished before, {} run now, {} failed, {:.0} s",
                 grid.name,

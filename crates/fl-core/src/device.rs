@@ -58,6 +58,38 @@ impl DeviceKind {
     pub fn is_cpu(self) -> bool {
         matches!(self, Self::Flex | Self::Ndarray)
     }
+
+    /// The device's memory as its runtime reports it; `None` on the CPU backends, whose
+    /// tensors live in host memory without a device pool, and where the device is not in
+    /// this build.
+    pub fn memory(self) -> Option<DeviceMemory> {
+        if self.is_cpu() {
+            return None;
+        }
+        let usage = self.device().ok()?.memory_pool_usage()?;
+        Some(DeviceMemory {
+            reserved: usage.bytes_reserved,
+            capacity: self.capacity(),
+        })
+    }
+
+    fn capacity(self) -> Option<u64> {
+        match self {
+            Self::Wgpu => wgpu_capacity(),
+            Self::Cuda => cuda_capacity(),
+            Self::Flex | Self::Ndarray => None,
+        }
+    }
+}
+
+/// A GPU's memory, in bytes: what a sweep sizes its concurrent runs by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMemory {
+    /// What the device's allocator holds now: live tensors and the pages it keeps for reuse.
+    pub reserved: u64,
+    /// How much the device may hold at once, where its runtime states it (CUDA: the card's
+    /// memory; Vulkan: the largest device-local heap, system memory on a software driver).
+    pub capacity: Option<u64>,
 }
 
 impl std::fmt::Display for DeviceKind {
@@ -76,6 +108,29 @@ fn wgpu_device() -> Result<Device> {
     Err(CoreError::Config(
         "device `wgpu` is not in this build: rebuild with `--features wgpu`".into(),
     ))
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_capacity() -> Option<u64> {
+    // The device `Device::wgpu(DefaultDevice)` opens; its client is shared, not a second one.
+    let device = burn::cubecl::Device::wgpu(burn::cubecl::device::WgpuDeviceKind::DefaultDevice);
+    device.ok()?.client().properties().memory.max_memory()
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_capacity() -> Option<u64> {
+    None
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_capacity() -> Option<u64> {
+    let device = burn::cubecl::Device::cuda(0).ok()?;
+    device.client().properties().memory.max_memory()
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_capacity() -> Option<u64> {
+    None
 }
 
 #[cfg(feature = "cuda")]

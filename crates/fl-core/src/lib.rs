@@ -39,7 +39,7 @@ pub mod train;
 pub mod update;
 
 pub use config::FedConfig;
-pub use device::DeviceKind;
+pub use device::{DeviceKind, DeviceMemory};
 pub use error::{CoreError, Result};
 pub use federation::{Federation, RoundMetrics};
 pub use participant::{BenignClient, Participant, RoundContext};

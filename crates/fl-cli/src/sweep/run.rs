@@ -5,6 +5,7 @@ use super::store::{CellResult, SAMPLE_ROW, SweepDir, encode_images};
 use crate::attack::{conclude, fidelity_oracle};
 use crate::config::server_rule;
 use anyhow::{Context, Result, bail};
+use fl_core::DeviceKind;
 use fl_core::data::PIXELS;
 use fl_data::DatasetKind;
 use fl_gan::oracle::Oracle;
@@ -13,7 +14,8 @@ use indicatif::ProgressBar;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// `i/N`: the `i`-th (from 0) of `N` shares of a grid's cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,62 @@ pub struct SweepOptions {
     pub warm_start: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// Bytes of device memory the cells may use together, on a GPU device with `jobs` 0
+    /// (default: the capacity the device reports).
+    pub device_memory: Option<u64>,
+}
+
+/// Parses a size in bytes: `80GiB`, `80G` (both 2^30), `80GB` (10^9), `512MiB`, `4096`.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "m" | "mib" => 1024f64.powi(2),
+        "g" | "gib" => 1024f64.powi(3),
+        "t" | "tib" => 1024f64.powi(4),
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit (use B, KiB, MiB, GiB, TiB, or KB..TB)"
+            ));
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(v) if v > 0.0 => Ok((v * scale).round() as u64),
+        _ => Err(format!(
+            "`{s}`: expected a positive size such as 70GiB or 512MiB"
+        )),
+    }
+}
+
+/// How the cells of a sweep on a GPU device were fitted into its memory (`--jobs 0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Bytes the device's allocator held before the first cell.
+    pub baseline: u64,
+    /// Bytes one cell added at its peak, measured on the first cell run alone.
+    pub per_cell: u64,
+    /// Bytes the cells may use in all (`--device-memory`, or the device's capacity); `None`
+    /// where neither is known, and then the cells run one at a time.
+    pub budget: Option<u64>,
+    /// Cells run at once after the first.
+    pub jobs: usize,
+}
+
+/// Cells that fit at once: 90% of `budget` less `baseline`, `per_cell` bytes each, at least 1
+/// and at most `max` (the groups left to run: more workers would have nothing to do).
+pub fn jobs_for_memory(budget: u64, baseline: u64, per_cell: u64, max: usize) -> usize {
+    let usable = budget / 10 * 9;
+    let fit = usable.saturating_sub(baseline) / per_cell.max(1);
+    (fit.min(usize::MAX as u64) as usize).clamp(1, max.max(1))
 }
 
 /// What a sweep did.
@@ -85,6 +143,10 @@ pub struct SweepReport {
     pub failed: Vec<(String, String)>,
     /// Wall time of this run.
     pub seconds: f64,
+    /// Cells run at once.
+    pub jobs: usize,
+    /// How `jobs` was fitted into device memory, for a GPU device with `--jobs 0`.
+    pub memory: Option<MemoryPlan>,
 }
 
 impl SweepReport {
@@ -125,7 +187,13 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
     if pending.is_empty() {
         return Ok(report);
     }
-    let jobs = if opts.jobs == 0 { cores() } else { opts.jobs };
+    let device = pending[0].fed.device;
+    let fit_to_memory = opts.jobs == 0 && !device.is_cpu();
+    let mut jobs = match opts.jobs {
+        0 if fit_to_memory => 1,
+        0 => cores(),
+        n => n,
+    };
     let threads = if opts.threads == 0 {
         (cores() / jobs).max(1)
     } else {
@@ -133,7 +201,13 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
     };
     let oracles = load_oracles(&pending)?;
     let mut groups: BTreeMap<(&str, u64, usize), Vec<Cell>> = BTreeMap::new();
-    for c in &pending {
+    let mut probe = None;
+    for (i, c) in pending.iter().enumerate() {
+        if fit_to_memory && i == 0 {
+            // Run alone first, so that its peak is one cell's.
+            probe = Some(c.clone());
+            continue;
+        }
         let (d, s, g) = c.group();
         groups.entry((d.name(), s, g)).or_default().push(c.clone());
     }
@@ -141,6 +215,35 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
     let bar = cells_bar(pending.len(), &grid.name, opts.progress);
     let failed = Mutex::new(Vec::new());
     let ran = Mutex::new(0usize);
+    let record = |id: String, r: Result<CellResult>| {
+        match r {
+            Ok(r) => match dir.write(&r) {
+                Ok(()) => {
+                    *ran.lock().expect("count") += 1;
+                    bar.set_message(format!("{id}: {:.3}", r.value()));
+                }
+                Err(e) => failed.lock().expect("list").push((id, format!("{e:#}"))),
+            },
+            Err(e) => {
+                bar.println(format!("cell {id} failed: {e:#}"));
+                failed.lock().expect("list").push((id, format!("{e:#}")));
+            }
+        }
+        bar.inc(1);
+    };
+    if let Some(cell) = probe {
+        let oracle = oracles.get(&cell.dataset).and_then(|o| o.as_ref());
+        let plan = fit_cells(
+            device,
+            opts.device_memory,
+            queue.lock().expect("queue").len(),
+            || run_group(&[cell], threads, false, oracle, &mut |id, r| record(id, r)),
+        );
+        bar.println(plan_line(&plan));
+        jobs = plan.jobs;
+        report.memory = Some(plan);
+    }
+    report.jobs = jobs;
     std::thread::scope(|s| {
         for _ in 0..jobs.min(pending.len()) {
             s.spawn(|| {
@@ -151,20 +254,7 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
                     let Some(group) = next else { break };
                     let oracle = oracles.get(&group[0].dataset).and_then(|o| o.as_ref());
                     run_group(&group, threads, opts.warm_start, oracle, &mut |id, r| {
-                        match r {
-                            Ok(r) => match dir.write(&r) {
-                                Ok(()) => {
-                                    *ran.lock().expect("count") += 1;
-                                    bar.set_message(format!("{id}: {:.3}", r.value()));
-                                }
-                                Err(e) => failed.lock().expect("list").push((id, format!("{e:#}"))),
-                            },
-                            Err(e) => {
-                                bar.println(format!("cell {id} failed: {e:#}"));
-                                failed.lock().expect("list").push((id, format!("{e:#}")));
-                            }
-                        }
-                        bar.inc(1);
+                        record(id, r)
                     });
                 }
             });
@@ -175,6 +265,59 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
     report.failed = failed.into_inner().expect("list");
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Runs `probe` (one cell, alone) while sampling the device's memory every 20 ms, and fits
+/// as many cells as the budget allows, at most `groups` (what is left to run).
+fn fit_cells(
+    device: DeviceKind,
+    budget: Option<u64>,
+    groups: usize,
+    probe: impl FnOnce(),
+) -> MemoryPlan {
+    let reserved = || device.memory().map_or(0, |m| m.reserved);
+    let baseline = reserved();
+    let peak = AtomicU64::new(baseline);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(reserved(), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        probe();
+        peak.fetch_max(reserved(), Ordering::Relaxed);
+        done.store(true, Ordering::Relaxed);
+    });
+    let per_cell = peak.into_inner().saturating_sub(baseline);
+    let budget = budget.or_else(|| device.memory().and_then(|m| m.capacity));
+    MemoryPlan {
+        baseline,
+        per_cell,
+        budget,
+        jobs: budget.map_or(1, |b| jobs_for_memory(b, baseline, per_cell, groups)),
+    }
+}
+
+/// What a memory plan decided, for people.
+pub fn plan_line(plan: &MemoryPlan) -> String {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    match plan.budget {
+        Some(b) => format!(
+            "device memory: one cell takes {:.0} MiB (device held {:.0} MiB before); \
+             budget {:.0} MiB -> {} cells at once",
+            mib(plan.per_cell),
+            mib(plan.baseline),
+            mib(b),
+            plan.jobs
+        ),
+        None => format!(
+            "device memory: one cell takes {:.0} MiB, but the device states no capacity: \
+             one cell at a time (set --device-memory or --jobs)",
+            mib(plan.per_cell)
+        ),
+    }
 }
 
 /// One fidelity oracle per dataset among `cells` (trained here once if not cached, before
@@ -284,5 +427,57 @@ fn cells_bar(len: usize, name: &str, visible: bool) -> ProgressBar {
         crate::progress::counter_bar(len as u64, name, "cell")
     } else {
         ProgressBar::hidden()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_binary_and_decimal_units() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("80G"), Ok(80 << 30));
+        assert_eq!(parse_bytes("80gib"), Ok(80 << 30));
+        assert_eq!(parse_bytes("80GB"), Ok(80_000_000_000));
+        assert_eq!(parse_bytes("1.5GiB"), Ok(3 << 29));
+        assert!(
+            parse_bytes("70 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_bytes("GiB").unwrap_err().contains("positive size"));
+        assert!(parse_bytes("0").is_err());
+    }
+
+    #[test]
+    fn jobs_fill_ninety_percent_of_the_budget() {
+        const MIB: u64 = 1 << 20;
+        // 1000 MiB budget: 900 usable, 100 held already, 200 per cell -> 4 cells.
+        assert_eq!(jobs_for_memory(1000 * MIB, 100 * MIB, 200 * MIB, 50), 4);
+        // At most the groups left, at least one even when one cell does not fit.
+        assert_eq!(jobs_for_memory(1000 * MIB, 0, MIB, 7), 7);
+        assert_eq!(jobs_for_memory(100 * MIB, 50 * MIB, 200 * MIB, 7), 1);
+        assert_eq!(jobs_for_memory(100 * MIB, 500 * MIB, 200 * MIB, 7), 1);
+        // A cell that took no memory measurable: as many as there are groups.
+        assert_eq!(jobs_for_memory(1000 * MIB, 0, 0, 9), 9);
+    }
+
+    #[test]
+    fn a_cpu_device_has_no_memory_plan() {
+        let mut calls = 0;
+        let plan = fit_cells(DeviceKind::Flex, None, 5, || calls += 1);
+        assert_eq!(calls, 1, "the probe cell runs once");
+        assert_eq!(
+            plan,
+            MemoryPlan {
+                baseline: 0,
+                per_cell: 0,
+                budget: None,
+                jobs: 1
+            }
+        );
+        assert!(plan_line(&plan).contains("one cell at a time"));
     }
 }
