@@ -756,7 +756,8 @@ fn sweep(args: SweepArgs) -> Result<()> {
                 device_memory: args.device_memory,
             };
             let (r, md) = fl_cli::sweep::sweep(&grid, &opts)?;
-            if let Some(plan) = &r.memory {
+            // With the progress bar, the plan was shown as soon as it was made.
+            if let Some(plan) = r.memory.as_ref().filter(|_| args.quiet) {
                 println!("{}", fl_cli::sweep::run::plan_line(plan));
             }
             println!(
