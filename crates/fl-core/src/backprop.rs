@@ -8,7 +8,8 @@
 //! Everything runs on the calling thread (clients already run in parallel) in a fixed order,
 //! so the same inputs give the same bits. Tests hold the result to burn's autodiff.
 
-use crate::inference::{im2col, linear, linear_relu, matmul, take};
+use crate::inference::{im2col, linear, linear_relu, take};
+use crate::matmul::matmul;
 use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
 
 /// Gradient of the mean cross-entropy of `labels` over the batch `images` (n x 784 values)

@@ -9,6 +9,7 @@
 //! that they match burn's forward pass.
 
 use crate::data::PIXELS;
+use crate::matmul::matmul;
 use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
 
 /// Images per patch block (bounds the scratch memory: 25 x 64 x 576 floats for conv1).
@@ -77,49 +78,6 @@ fn mlp_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
     let h = linear_relu(images, b, PIXELS, w1, b1, hid);
     let h = linear_relu(&h, b, hid, w2, b2, hid);
     dst.copy_from_slice(&linear(&h, b, hid, w3, b3, outputs));
-}
-
-/// `c[m][n] = a * b` with `a` (m x k) and `b` (k x n) given by row and column strides.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
-    b: &[f32],
-    b_rs: usize,
-    b_cs: usize,
-    c: &mut [f32],
-) {
-    assert!(c.len() >= m * n);
-    assert!(m == 0 || k == 0 || a.len() > (m - 1) * a_rs + (k - 1) * a_cs);
-    assert!(n == 0 || k == 0 || b.len() > (k - 1) * b_rs + (n - 1) * b_cs);
-    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// `x [b, inp] * w [inp, out] + bias` (burn stores linear weights as `[in, out]`).

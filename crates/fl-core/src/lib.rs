@@ -12,7 +12,7 @@
 //!   [`FedConfig`];
 //! - [`device`]: the compute device, chosen at run time; [`inference`] and [`backprop`]: the
 //!   CPU forward pass and training step that evaluation and local training use on the flex
-//!   device.
+//!   device; [`matmul`]: their matrix product, in a summation order fixed by the shapes.
 //!
 //! ```no_run
 //! use fl_core::{FedConfig, experiment::Experiment};
@@ -32,6 +32,7 @@ pub mod experiment;
 pub mod federation;
 pub mod geometry;
 pub mod inference;
+pub mod matmul;
 pub mod model;
 pub mod params;
 pub mod participant;
