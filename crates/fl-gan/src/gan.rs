@@ -17,6 +17,10 @@ use rand::RngExt;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
+/// The largest generator batch: the generator trains through burn-flex, whose matrix products
+/// follow gemm's cache-sized blocking once their depth (here the batch) passes 512.
+pub const MAX_BATCH: usize = 512;
+
 /// Unchecked GAN parameters (the `[attack.gan]` config section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -75,6 +79,14 @@ impl GanConfig {
         if self.batch_size < 2 {
             return bad(format!(
                 "gan.batch_size must be at least 2 (BatchNorm needs a batch), got {}",
+                self.batch_size
+            ));
+        }
+        if self.batch_size > MAX_BATCH {
+            return bad(format!(
+                "gan.batch_size must be at most {MAX_BATCH}, got {}: the generator's weight \
+                 gradient is a product over the batch, and burn-flex blocks longer products by \
+                 the machine's cache sizes, so seeded runs would differ between CPUs",
                 self.batch_size
             ));
         }

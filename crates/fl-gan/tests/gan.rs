@@ -107,6 +107,16 @@ fn invalid_configs_are_refused() {
             .contains("batch_size")
     );
     let bad = GanConfig {
+        batch_size: fl_gan::gan::MAX_BATCH + 1,
+        ..Default::default()
+    };
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("at most 512")
+    );
+    let bad = GanConfig {
         lr: -1.0,
         ..Default::default()
     };
