@@ -2,7 +2,11 @@
 //!
 //! - `cargo xtask download`: fetch MNIST / Fashion-MNIST into the data dir, verified by SHA-256;
 //! - `cargo xtask fixtures`: rebuild the balanced subsets committed under `fixtures/`;
-//! - `cargo xtask sweep`: the full 90-pair study (`fl sweep --preset full`).
+//! - `cargo xtask sweep`: the full 90-pair study (`fl sweep --preset full`);
+//! - `cargo xtask cross-cpu`: the same seeded runs natively, under qemu as another CPU, with
+//!   other cache sizes and on one core must give identical numbers.
+
+mod cross_cpu;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -28,6 +32,20 @@ enum Command {
         /// Arguments for `fl sweep`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Run short seeded train, GAN-attack and MIA runs natively, under `qemu-x86_64 -cpu
+    /// Haswell`, with other CPUs' cache sizes (a private mount namespace, needs root) and on one
+    /// core, and fail unless every metrics.jsonl and summary.json equals the native one.
+    CrossCpu {
+        /// Scratch folder for the runs (default: target/cross-cpu in the workspace).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Fail when a machine cannot be imitated here (instead of skipping it).
+        #[arg(long)]
+        require_all: bool,
+        /// Leave out the qemu runs (the slow part: qemu is 20-100x slower).
+        #[arg(long)]
+        skip_qemu: bool,
     },
     /// Fetch datasets into the data dir (local mirror, Debian package, official mirrors).
     Download {
@@ -64,6 +82,11 @@ enum Command {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Sweep { args } => sweep(&args),
+        Command::CrossCpu {
+            out,
+            require_all,
+            skip_qemu,
+        } => cross_cpu::cross_cpu(out.as_deref(), require_all, skip_qemu),
         Command::Download {
             dataset,
             from,
