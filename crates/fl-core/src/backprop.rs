@@ -12,6 +12,12 @@ use crate::inference::{im2col, linear, linear_relu, take};
 use crate::matmul::matmul;
 use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
 
+/// The revision of the training step's arithmetic: it changes whenever a change to these
+/// kernels (or to [`crate::matmul`]) changes their bits, so that models cached by an earlier
+/// revision (the fidelity oracle) are trained afresh rather than reused. Revision 2: the
+/// depth of long products blocked by the shapes, not by the machine's cache sizes.
+pub const KERNEL_REVISION: u32 = 2;
+
 /// Gradient of the mean cross-entropy of `labels` over the batch `images` (n x 784 values)
 /// with respect to the flat `params`, written into `grad` (same layout); returns the loss.
 pub fn gradient(

@@ -87,12 +87,16 @@ impl Oracle {
             ..spec_like.clone()
         };
         let mut fp = recipe.tag().into_bytes();
-        // The CPU kernels and burn's autodiff round differently, so each trains its own oracle.
-        fp.extend_from_slice(if spec.cpu_kernels.is_some() {
-            b"trainer:cpu-kernels"
-        } else {
-            b"trainer:burn-autodiff"
-        });
+        // The CPU kernels and burn's autodiff round differently, so each trains its own oracle,
+        // and so do two revisions of the kernels' arithmetic.
+        let trainer = match spec.cpu_kernels {
+            Some(_) => format!(
+                "trainer:cpu-kernels-r{}",
+                fl_core::backprop::KERNEL_REVISION
+            ),
+            None => "trainer:burn-autodiff".into(),
+        };
+        fp.extend_from_slice(trainer.as_bytes());
         fp.extend_from_slice(&train.labels);
         fp.extend_from_slice(&train.images);
         let fingerprint = &fl_data::checksum::sha256_hex(&fp)[..16];
