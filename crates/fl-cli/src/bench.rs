@@ -193,13 +193,19 @@ pub fn aggregators(sizes: &[usize], dim: usize, reps: usize) -> Result<Vec<Aggre
             atm_b: b,
             ..Default::default()
         };
+        let global = vec![0.0f32; dim];
+        let round = fl_core::ServerRound {
+            round: 1,
+            seed: 0,
+            global: &global,
+        };
         for name in fl_defense::NAMES {
-            let rule = fl_defense::aggregator(name, &cfg)?;
-            rule.aggregate_round(&updates, 1, 0)?;
+            let mut rule = fl_defense::aggregator(name, &cfg)?;
+            rule.aggregate(&round, &updates)?;
             let mut times: Vec<f64> = (0..reps)
                 .map(|_| {
                     let t = std::time::Instant::now();
-                    let a = rule.aggregate_round(&updates, 1, 0);
+                    let a = rule.aggregate(&round, &updates);
                     let s = t.elapsed().as_secs_f64();
                     std::hint::black_box(a).map(|_| s)
                 })

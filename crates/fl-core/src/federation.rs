@@ -16,11 +16,12 @@ use crate::error::{CoreError, Result};
 use crate::eval::{Evaluation, evaluate};
 use crate::participant::{Participant, RoundContext};
 use crate::train::ModelSpec;
-use crate::update::{Aggregator, Update};
+use crate::update::{Aggregator, ServerRound, Update};
 use fl_data::NUM_CLASSES;
 use fl_data::rng::stream;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -46,6 +47,9 @@ pub struct RoundMetrics {
     pub clients: Vec<usize>,
     /// Clients whose update the aggregator kept.
     pub kept: Vec<usize>,
+    /// The server rule's own figures for the round (absent when it reports none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub server: BTreeMap<String, f64>,
     /// Mean local training loss of the sampled clients.
     pub train_loss: f64,
     /// Test-set scores of the global model after the round (absent on skipped rounds).
@@ -163,9 +167,12 @@ impl Federation {
         let train_s = started.elapsed().as_secs_f64();
 
         let t = Instant::now();
-        let agg = self
-            .aggregator
-            .aggregate_round(&updates, round, self.config.seed)?;
+        let server_round = ServerRound {
+            round,
+            seed: self.config.seed,
+            global: &self.global,
+        };
+        let agg = self.aggregator.aggregate(&server_round, &updates)?;
         if let Some(i) = agg.delta.iter().position(|x| !x.is_finite()) {
             return Err(CoreError::Divergent {
                 round,
@@ -195,6 +202,7 @@ impl Federation {
             round,
             clients: sampled,
             kept: agg.kept,
+            server: agg.metrics,
             train_loss,
             test,
             time: RoundTime {

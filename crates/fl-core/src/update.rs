@@ -1,6 +1,7 @@
 //! What a participant sends the server, and the aggregation interface.
 
 use crate::error::{CoreError, Result};
+use std::collections::BTreeMap;
 
 /// A participant's update for one round: the change it proposes to the global parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +16,17 @@ pub struct Update {
     pub train_loss: f64,
 }
 
+/// What the server knows of the round it aggregates, besides the updates.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerRound<'a> {
+    /// The round, from 1.
+    pub round: usize,
+    /// The run's seed (rules that draw randomness derive their streams from it and the round).
+    pub seed: u64,
+    /// The global parameters the round started from (before this round's step).
+    pub global: &'a [f32],
+}
+
 /// The server's result for one round.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Aggregate {
@@ -22,22 +34,40 @@ pub struct Aggregate {
     pub delta: Vec<f32>,
     /// Clients whose updates counted (for robust rules, those not discarded).
     pub kept: Vec<usize>,
+    /// The rule's own figures for the round (e.g. the clipping bound it used), written to
+    /// `metrics.jsonl` under `server`.
+    pub metrics: BTreeMap<String, f64>,
 }
 
-/// A server-side aggregation rule on flat updates (FedAvg, and the robust rules of fl-defense).
-pub trait Aggregator: Send + Sync {
+impl Aggregate {
+    /// A step and the clients it kept, with no figures of the rule's own.
+    pub fn new(delta: Vec<f32>, kept: Vec<usize>) -> Self {
+        Self {
+            delta,
+            kept,
+            metrics: BTreeMap::new(),
+        }
+    }
+
+    /// The same, with the figure `name` set to `value`.
+    pub fn with_metric(mut self, name: &str, value: f64) -> Self {
+        self.metrics.insert(name.to_string(), value);
+        self
+    }
+}
+
+/// A server-side aggregation rule on flat updates (FedAvg, and the robust rules of fl-defense),
+/// in the spirit of Flower's Strategy: the federation calls it once per round with the round,
+/// the seed and the global parameters; it may keep whatever state it needs across rounds
+/// (`&mut self`: momentum, client histories, reputations) and hold server data where its paper
+/// gives it some (a root or validation set, passed to its constructor), and it returns the
+/// step, the clients it kept and its own per-round figures.
+pub trait Aggregator: Send {
     /// The name in configs.
     fn name(&self) -> &str;
-    /// Combines the round's updates (never empty, all of one length) into one step.
-    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate>;
-
-    /// [`Aggregator::aggregate`] for round `round` of a run seeded `seed`; the federation calls
-    /// this. Rules that draw randomness (DP noise) take it from these; others need not
-    /// override it.
-    fn aggregate_round(&self, updates: &[Update], round: usize, seed: u64) -> Result<Aggregate> {
-        let _ = (round, seed);
-        self.aggregate(updates)
-    }
+    /// Combines the round's updates (never empty, all of one length, ordered by client id)
+    /// into one step.
+    fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate>;
 }
 
 /// Checks that updates are non-empty and of one length; returns that length.
@@ -85,18 +115,27 @@ impl Aggregator for FedAvg {
         "fedavg"
     }
 
-    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         check_updates(updates)?;
-        Ok(Aggregate {
-            delta: weighted_mean(&updates.iter().collect::<Vec<_>>())?,
-            kept: updates.iter().map(|u| u.client).collect(),
-        })
+        Ok(Aggregate::new(
+            weighted_mean(&updates.iter().collect::<Vec<_>>())?,
+            updates.iter().map(|u| u.client).collect(),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fedavg(updates: &[Update]) -> Result<Aggregate> {
+        let round = ServerRound {
+            round: 1,
+            seed: 0,
+            global: &[],
+        };
+        FedAvg.aggregate(&round, updates)
+    }
 
     fn up(client: usize, delta: Vec<f32>, n: usize) -> Update {
         Update {
@@ -109,9 +148,7 @@ mod tests {
 
     #[test]
     fn fedavg_weighted_by_hand() {
-        let a = FedAvg
-            .aggregate(&[up(0, vec![1.0, 0.0], 1), up(1, vec![4.0, 8.0], 3)])
-            .unwrap();
+        let a = fedavg(&[up(0, vec![1.0, 0.0], 1), up(1, vec![4.0, 8.0], 3)]).unwrap();
         assert_eq!(a.delta, vec![3.25, 6.0]);
         assert_eq!(a.kept, vec![0, 1]);
     }
@@ -121,7 +158,7 @@ mod tests {
         let u: Vec<Update> = (0..5)
             .map(|k| up(k, vec![0.5, -2.0, 7.0], 10 + k))
             .collect();
-        assert_eq!(FedAvg.aggregate(&u).unwrap().delta, vec![0.5, -2.0, 7.0]);
+        assert_eq!(fedavg(&u).unwrap().delta, vec![0.5, -2.0, 7.0]);
     }
 
     #[test]
@@ -133,16 +170,14 @@ mod tests {
         ];
         let mut r = u.clone();
         r.reverse();
-        let (a, b) = (FedAvg.aggregate(&u).unwrap(), FedAvg.aggregate(&r).unwrap());
+        let (a, b) = (fedavg(&u).unwrap(), fedavg(&r).unwrap());
         assert!((a.delta[0] - b.delta[0]).abs() < 1e-6);
     }
 
     #[test]
     fn rejects_empty_and_ragged() {
-        assert!(FedAvg.aggregate(&[]).is_err());
-        let e = FedAvg
-            .aggregate(&[up(0, vec![1.0], 1), up(1, vec![1.0, 2.0], 1)])
-            .unwrap_err();
+        assert!(fedavg(&[]).is_err());
+        let e = fedavg(&[up(0, vec![1.0], 1), up(1, vec![1.0, 2.0], 1)]).unwrap_err();
         assert!(e.to_string().contains("client 1 has 2 values"), "{e}");
     }
 }

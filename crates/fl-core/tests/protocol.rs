@@ -4,7 +4,10 @@ use fl_core::experiment::{Experiment, Prepared, aggregator};
 use fl_core::model::{Classifier, ModelKind};
 use fl_core::params::{load_flat, seeded_init, to_flat};
 use fl_core::train::{ModelSpec, TrainConfig, train_local};
-use fl_core::{CoreError, DeviceKind, FedConfig, Participant, RoundContext, Update};
+use fl_core::{
+    Aggregate, Aggregator, CoreError, DeviceKind, FedConfig, Participant, RoundContext,
+    ServerRound, Update,
+};
 use fl_data::partition::PartitionConfig;
 use fl_data::rng::stream;
 use std::path::Path;
@@ -326,6 +329,84 @@ fn observers_see_exactly_the_benign_updates_of_the_round() {
             .zip(&g0)
             .all(|(g, o)| (g - o - 1.0).abs() < 1e-6)
     );
+}
+
+/// A server rule defined outside the crates, with state across rounds: server momentum
+/// (FedAvgM, Hsu et al. 2019), `v = beta v + mean(updates)`, the step is `v`. It records the
+/// rounds and global parameters it was shown.
+struct ServerMomentum {
+    beta: f32,
+    velocity: Vec<f32>,
+    seen: Arc<Mutex<Vec<(usize, u64, f32)>>>,
+}
+
+impl Aggregator for ServerMomentum {
+    fn name(&self) -> &str {
+        "server-momentum"
+    }
+
+    fn aggregate(
+        &mut self,
+        round: &ServerRound<'_>,
+        updates: &[Update],
+    ) -> fl_core::Result<Aggregate> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((round.round, round.seed, round.global[0]));
+        self.velocity.resize(round.global.len(), 0.0);
+        let n = updates.len() as f32;
+        for (i, v) in self.velocity.iter_mut().enumerate() {
+            let mean: f32 = updates.iter().map(|u| u.delta[i]).sum::<f32>() / n;
+            *v = self.beta * *v + mean;
+        }
+        let speed = self.velocity.iter().map(|v| v * v).sum::<f32>().sqrt();
+        Ok(Aggregate::new(
+            self.velocity.clone(),
+            updates.iter().map(|u| u.client).collect(),
+        )
+        .with_metric("velocity_norm", speed as f64))
+    }
+}
+
+#[test]
+fn a_stateful_rule_defined_outside_sees_each_round_and_keeps_its_state() {
+    let cfg = small_config();
+    let p = Prepared::load(&cfg).unwrap();
+    let (ps, _) = spies(&[(false, false, 1.0); 4]);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rule = ServerMomentum {
+        beta: 0.5,
+        velocity: Vec::new(),
+        seen: seen.clone(),
+    };
+    let mut fed = p.federation(ps, Box::new(rule)).unwrap();
+    let g0 = fed.global()[0];
+    let dim = fed.global().len() as f64;
+    let m = fed.run(&mut |_| {}).unwrap();
+    // Every client sends +1: the steps are 1, then 0.5 * 1 + 1 = 1.5.
+    assert!((fed.global()[0] - (g0 + 2.5)).abs() < 1e-6);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!((seen[0].0, seen[0].1), (1, cfg.seed));
+    assert_eq!(seen[1].0, 2);
+    assert_eq!(seen[0].2, g0, "round 1 starts from the initial model");
+    assert!(
+        (seen[1].2 - (g0 + 1.0)).abs() < 1e-6,
+        "round 2 from round 1's"
+    );
+    // The rule's own figures reach the round's metrics, and metrics.jsonl.
+    assert!((m[1].server["velocity_norm"] - 1.5 * dim.sqrt()).abs() < 1e-3 * dim.sqrt());
+    let line = serde_json::to_string(&m[1]).unwrap();
+    assert!(line.contains("\"server\":{\"velocity_norm\""), "{line}");
+}
+
+#[test]
+fn rules_without_figures_leave_metrics_lines_as_they_were() {
+    let mut e = Experiment::build(&small_config()).unwrap();
+    let m = e.federation.run_round().unwrap();
+    assert!(m.server.is_empty());
+    assert!(!serde_json::to_string(&m).unwrap().contains("server"));
 }
 
 #[test]

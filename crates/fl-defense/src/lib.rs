@@ -12,15 +12,16 @@
 //! cannot apply (e.g. Krum with n <= 2f + 2).
 //!
 //! ```
-//! use fl_core::{Aggregator, Update};
+//! use fl_core::{Aggregator, ServerRound, Update};
 //! use fl_defense::{DefenseConfig, aggregator};
-//! let rule = aggregator("median", &DefenseConfig::default()).unwrap();
+//! let mut rule = aggregator("median", &DefenseConfig::default()).unwrap();
 //! let ups: Vec<Update> = [1.0f32, 2.0, 100.0]
 //!     .iter()
 //!     .enumerate()
 //!     .map(|(k, &v)| Update { client: k, delta: vec![v], num_samples: 10, train_loss: 0.0 })
 //!     .collect();
-//! assert_eq!(rule.aggregate(&ups).unwrap().delta, vec![2.0]);
+//! let round = ServerRound { round: 1, seed: 7, global: &[0.0] };
+//! assert_eq!(rule.aggregate(&round, &ups).unwrap().delta, vec![2.0]);
 //! ```
 
 pub mod config;

@@ -5,7 +5,7 @@ use crate::config::{AdaptiveBound, ClipBound};
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::{angle_from, dot, norm, pairwise, pairwise_indices, sq_distance};
 use fl_core::update::{check_updates, weighted_mean};
-use fl_core::{Aggregate, Aggregator, Update};
+use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
 use rand_distr::{Distribution, Normal};
 
@@ -49,7 +49,7 @@ impl Aggregator for Median {
         "median"
     }
 
-    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let n = v.len();
         let delta = per_coordinate(&v, |c| {
@@ -60,10 +60,7 @@ impl Aggregator for Median {
                 ((c[n / 2 - 1] as f64 + c[n / 2] as f64) / 2.0) as f32
             }
         });
-        Ok(Aggregate {
-            delta,
-            kept: clients(&v),
-        })
+        Ok(Aggregate::new(delta, clients(&v)))
     }
 }
 
@@ -80,7 +77,7 @@ impl Aggregator for TrimmedMean {
         "trimmed-mean"
     }
 
-    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let n = v.len();
         let k = (self.beta * n as f64).floor() as usize;
@@ -95,10 +92,7 @@ impl Aggregator for TrimmedMean {
             let kept = &c[k..n - k];
             (kept.iter().map(|&x| x as f64).sum::<f64>() / kept.len() as f64) as f32
         });
-        Ok(Aggregate {
-            delta,
-            kept: clients(&v),
-        })
+        Ok(Aggregate::new(delta, clients(&v)))
     }
 }
 
@@ -134,10 +128,7 @@ fn mean_of(v: &[&Update], keep: &[usize]) -> Result<Aggregate> {
     let mut keep = keep.to_vec();
     keep.sort_unstable();
     let chosen: Vec<&Update> = keep.iter().map(|&i| v[i]).collect();
-    Ok(Aggregate {
-        delta: weighted_mean(&chosen)?,
-        kept: clients(&chosen),
-    })
+    Ok(Aggregate::new(weighted_mean(&chosen)?, clients(&chosen)))
 }
 
 /// Krum (Blanchard et al., 2017): the single update with the smallest Krum score, assuming at
@@ -153,13 +144,10 @@ impl Aggregator for Krum {
         "krum"
     }
 
-    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let best = ascending(&krum_scores(&v, self.f, "krum")?)[0];
-        Ok(Aggregate {
-            delta: v[best].delta.clone(),
-            kept: vec![v[best].client],
-        })
+        Ok(Aggregate::new(v[best].delta.clone(), vec![v[best].client]))
     }
 }
 
@@ -178,7 +166,7 @@ impl Aggregator for MultiKrum {
         "multi-krum"
     }
 
-    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let scores = krum_scores(&v, self.f, "multi-krum")?;
         let m = self.m.unwrap_or(v.len() - self.f);
@@ -220,7 +208,7 @@ impl Aggregator for Atm {
         "atm"
     }
 
-    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let n = v.len();
         if n <= 2 * self.b {
@@ -231,6 +219,11 @@ impl Aggregator for Atm {
         }
         mean_of(&v, &ascending(&Self::mean_angles(&v))[..n - 2 * self.b])
     }
+}
+
+/// How many of the updates have an L2 norm above `bound` (those clipping scales down).
+fn count_above(v: &[&Update], bound: f64) -> usize {
+    v.iter().filter(|u| norm(&u.delta) > bound).count()
 }
 
 /// `delta` scaled down to L2 norm at most `bound`.
@@ -275,7 +268,7 @@ impl Aggregator for NormClip {
         "clip"
     }
 
-    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
+    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let bound = self.bound_for(&v);
         let c: Vec<Update> = v
@@ -285,10 +278,10 @@ impl Aggregator for NormClip {
                 ..(*u).clone()
             })
             .collect();
-        Ok(Aggregate {
-            delta: weighted_mean(&c.iter().collect::<Vec<_>>())?,
-            kept: clients(&v),
-        })
+        let mean = weighted_mean(&c.iter().collect::<Vec<_>>())?;
+        Ok(Aggregate::new(mean, clients(&v))
+            .with_metric("clip_bound", bound)
+            .with_metric("clipped", count_above(&v, bound) as f64))
     }
 }
 
@@ -309,12 +302,7 @@ impl Aggregator for GaussianDp {
         "dp"
     }
 
-    /// Round 0 of seed 0 (the federation calls [`Aggregator::aggregate_round`]).
-    fn aggregate(&self, updates: &[Update]) -> Result<Aggregate> {
-        self.aggregate_round(updates, 0, 0)
-    }
-
-    fn aggregate_round(&self, updates: &[Update], round: usize, seed: u64) -> Result<Aggregate> {
+    fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let n = v.len() as f64;
         let mut acc = vec![0.0f64; v[0].delta.len()];
@@ -326,14 +314,14 @@ impl Aggregator for GaussianDp {
         let std = self.sigma * self.clip / n;
         if std > 0.0 {
             let normal = Normal::new(0.0, std).map_err(|e| refuse("dp", e.to_string()))?;
-            let mut rng = stream(seed, "dp-noise", &[round as u64]);
+            let mut rng = stream(round.seed, "dp-noise", &[round.round as u64]);
             for a in acc.iter_mut() {
                 *a += normal.sample(&mut rng);
             }
         }
-        Ok(Aggregate {
-            delta: acc.into_iter().map(|x| x as f32).collect(),
-            kept: clients(&v),
-        })
+        let step = acc.into_iter().map(|x| x as f32).collect();
+        Ok(Aggregate::new(step, clients(&v))
+            .with_metric("noise_std", std)
+            .with_metric("clipped", count_above(&v, self.clip) as f64))
     }
 }

@@ -1,6 +1,6 @@
 //! The robust rules: hand-computed cases, invariants, errors.
 
-use fl_core::{Aggregator, Update};
+use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
 use fl_defense::{
     AdaptiveBound, Atm, ClipBound, DefenseConfig, GaussianDp, Krum, Median, MultiKrum, NAMES,
@@ -8,6 +8,22 @@ use fl_defense::{
 };
 use rand::RngExt;
 use rand::seq::SliceRandom;
+
+/// One call of a rule, as round 1 of seed 0 (what the stateless rules do not depend on).
+trait Once {
+    fn once(&mut self, updates: &[Update]) -> fl_core::Result<Aggregate>;
+}
+
+impl<A: Aggregator + ?Sized> Once for A {
+    fn once(&mut self, updates: &[Update]) -> fl_core::Result<Aggregate> {
+        let round = ServerRound {
+            round: 1,
+            seed: 0,
+            global: &[],
+        };
+        self.aggregate(&round, updates)
+    }
+}
 
 fn up(client: usize, delta: Vec<f32>, n: usize) -> Update {
     Update {
@@ -55,8 +71,8 @@ fn cloud(n: usize, dim: usize, outlier: bool, seed: u64) -> Vec<Update> {
 fn identical_updates_give_that_update() {
     let d = vec![0.25f32, -1.5, 3.0, 0.0];
     let ups: Vec<Update> = (0..10).map(|k| up(k, d.clone(), 50 + k)).collect();
-    for r in all_rules() {
-        let a = r.aggregate(&ups).unwrap();
+    for mut r in all_rules() {
+        let a = r.once(&ups).unwrap();
         for (x, y) in a.delta.iter().zip(&d) {
             assert!((x - y).abs() < 1e-6, "{}: {:?}", r.name(), a.delta);
         }
@@ -67,12 +83,12 @@ fn identical_updates_give_that_update() {
 fn the_order_of_the_updates_never_matters() {
     let ups = cloud(9, 12, true, 3);
     let mut rng = stream(4, "shuffle", &[]);
-    for r in all_rules() {
-        let a = r.aggregate(&ups).unwrap();
+    for mut r in all_rules() {
+        let a = r.once(&ups).unwrap();
         for _ in 0..5 {
             let mut s = ups.clone();
             s.shuffle(&mut rng);
-            let mut b = r.aggregate(&s).unwrap();
+            let mut b = r.once(&s).unwrap();
             b.kept.sort_unstable();
             assert_eq!(b.kept, a.kept, "{}", r.name());
             if r.name() == "fedavg" {
@@ -94,7 +110,7 @@ fn a_far_outlier_never_survives_krum_median_or_atm() {
         for name in ["krum", "multi-krum", "atm"] {
             let a = aggregator(name, &DefenseConfig::default())
                 .unwrap()
-                .aggregate(&ups)
+                .once(&ups)
                 .unwrap();
             assert!(
                 !a.kept.contains(&outlier),
@@ -102,13 +118,13 @@ fn a_far_outlier_never_survives_krum_median_or_atm() {
                 a.kept
             );
         }
-        let m = Median.aggregate(&ups).unwrap();
+        let m = Median.once(&ups).unwrap();
         for (i, x) in m.delta.iter().enumerate() {
             let centre = if i % 2 == 0 { 1.0 } else { -1.0 };
             assert!((x - centre).abs() <= 0.05, "median coordinate {i}: {x}");
         }
         // FedAvg, by contrast, is dragged far away.
-        let f = fl_core::FedAvg.aggregate(&ups).unwrap();
+        let f = fl_core::FedAvg.once(&ups).unwrap();
         assert!(f.delta[0] < -3.0, "{}", f.delta[0]);
     }
 }
@@ -122,14 +138,14 @@ fn median_and_trimmed_mean_by_hand() {
         up(3, vec![4.0, 0.0], 1),
     ];
     // Sorted columns: [1, 2, 4, 9] and [-5, 0, 10, 20].
-    assert_eq!(Median.aggregate(&ups).unwrap().delta, vec![3.0, 5.0]);
-    let t = TrimmedMean { beta: 0.25 }.aggregate(&ups).unwrap();
+    assert_eq!(Median.once(&ups).unwrap().delta, vec![3.0, 5.0]);
+    let t = TrimmedMean { beta: 0.25 }.once(&ups).unwrap();
     assert_eq!(t.delta, vec![3.0, 5.0]);
     assert_eq!(t.kept, vec![0, 1, 2, 3]);
-    let t = TrimmedMean { beta: 0.0 }.aggregate(&ups).unwrap();
+    let t = TrimmedMean { beta: 0.0 }.once(&ups).unwrap();
     assert_eq!(t.delta, vec![4.0, 6.25]);
     let odd = &ups[..3];
-    assert_eq!(Median.aggregate(odd).unwrap().delta, vec![2.0, 10.0]);
+    assert_eq!(Median.once(odd).unwrap().delta, vec![2.0, 10.0]);
 }
 
 #[test]
@@ -141,15 +157,15 @@ fn krum_and_multi_krum_by_hand() {
         .enumerate()
         .map(|(k, &x)| up(k, vec![x], 1 + k))
         .collect();
-    let k = Krum { f: 1 }.aggregate(&ups).unwrap();
+    let k = Krum { f: 1 }.once(&ups).unwrap();
     assert_eq!((k.delta, k.kept), (vec![1.0], vec![1]));
     // m = 3: clients 1, then 0 and 2 (tie, both kept); weights 2, 1, 3 of 6.
-    let m = MultiKrum { f: 1, m: Some(3) }.aggregate(&ups).unwrap();
+    let m = MultiKrum { f: 1, m: Some(3) }.once(&ups).unwrap();
     assert_eq!(m.kept, vec![0, 1, 2]);
     assert!((m.delta[0] - (0.0 * 1.0 + 1.0 * 2.0 + 2.0 * 3.0) / 6.0).abs() < 1e-6);
     // Default m = n - f = 4: drops the worst (11).
     assert_eq!(
-        MultiKrum { f: 1, m: None }.aggregate(&ups).unwrap().kept,
+        MultiKrum { f: 1, m: None }.once(&ups).unwrap().kept,
         vec![0, 1, 2, 3]
     );
 }
@@ -172,10 +188,10 @@ fn atm_by_hand() {
     assert!((m[2] - 2.5 * pi / 4.0).abs() < 1e-9);
     // b = 1 drops the two largest mean angles: client 2, then one of 0, 1, 3 (all 1.5 pi / 4);
     // ties keep the lower client ids, so 3 goes.
-    let a = Atm { b: 1 }.aggregate(&ups).unwrap();
+    let a = Atm { b: 1 }.once(&ups).unwrap();
     assert_eq!(a.kept, vec![0, 1]);
     assert_eq!(a.delta, vec![0.5, 1.0]);
-    assert_eq!(Atm { b: 0 }.aggregate(&ups).unwrap().kept, vec![0, 1, 2, 3]);
+    assert_eq!(Atm { b: 0 }.once(&ups).unwrap().kept, vec![0, 1, 2, 3]);
 }
 
 #[test]
@@ -185,7 +201,7 @@ fn clipping_and_dp_by_hand() {
     let c = NormClip {
         bound: ClipBound::Norm(1.0),
     }
-    .aggregate(&ups)
+    .once(&ups)
     .unwrap();
     assert!((c.delta[0] - (0.6 + 3.0 * 0.3) / 4.0).abs() < 1e-6);
     assert!((c.delta[1] - (0.8 + 3.0 * 0.4) / 4.0).abs() < 1e-6);
@@ -194,7 +210,7 @@ fn clipping_and_dp_by_hand() {
         clip: 1.0,
         sigma: 0.0,
     }
-    .aggregate(&ups)
+    .once(&ups)
     .unwrap();
     assert!((d.delta[0] - 0.45).abs() < 1e-6 && (d.delta[1] - 0.6).abs() < 1e-6);
 }
@@ -207,11 +223,13 @@ fn median_clipping_by_hand() {
         up(1, vec![0.0, -2.0], 1),
         up(2, vec![0.0, 10.0], 2),
     ];
-    let median = NormClip {
+    let mut median = NormClip {
         bound: ClipBound::Adaptive(AdaptiveBound::Median),
     };
-    let c = median.aggregate(&ups).unwrap();
+    let c = median.once(&ups).unwrap();
     assert_eq!(c.kept, vec![0, 1, 2]);
+    assert_eq!(c.metrics["clip_bound"], 2.0, "the rule reports its bound");
+    assert_eq!(c.metrics["clipped"], 1.0, "and how many it scaled down");
     assert!((c.delta[0] - 0.25).abs() < 1e-6, "{:?}", c.delta);
     assert!(
         (c.delta[1] - (-2.0 + 2.0 * 2.0) / 4.0).abs() < 1e-6,
@@ -225,7 +243,7 @@ fn median_clipping_by_hand() {
         up(2, vec![4.0], 1),
         up(3, vec![8.0], 1),
     ];
-    let c = median.aggregate(&ups).unwrap();
+    let c = median.once(&ups).unwrap();
     assert!((c.delta[0] - (1.0 + 2.0 + 3.0 + 3.0) / 4.0).abs() < 1e-6);
 }
 
@@ -233,35 +251,45 @@ fn median_clipping_by_hand() {
 fn dp_noise_has_the_promised_scale_and_is_seeded() {
     let dim = 20_000;
     let ups: Vec<Update> = (0..4).map(|k| up(k, vec![0.0; dim], 10)).collect();
-    let dp = GaussianDp {
+    let mut dp = GaussianDp {
         clip: 2.0,
         sigma: 0.5,
     };
-    let a = dp.aggregate_round(&ups, 3, 9).unwrap().delta;
+    let mut noise = |round: usize, seed: u64| {
+        let r = ServerRound {
+            round,
+            seed,
+            global: &[],
+        };
+        dp.aggregate(&r, &ups).unwrap()
+    };
+    let first = noise(3, 9);
+    assert_eq!(first.metrics["noise_std"], 0.5 * 2.0 / 4.0);
+    let a = first.delta;
     let mean = a.iter().map(|&x| x as f64).sum::<f64>() / dim as f64;
     let sd = (a.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / dim as f64).sqrt();
     let want = 0.5 * 2.0 / 4.0;
     assert!((sd - want).abs() < 0.02 * want, "std {sd}, expected {want}");
     assert!(mean.abs() < 0.01);
-    assert_eq!(dp.aggregate_round(&ups, 3, 9).unwrap().delta, a);
-    assert_ne!(dp.aggregate_round(&ups, 4, 9).unwrap().delta, a);
-    assert_ne!(dp.aggregate_round(&ups, 3, 10).unwrap().delta, a);
+    assert_eq!(noise(3, 9).delta, a);
+    assert_ne!(noise(4, 9).delta, a, "the round's own noise");
+    assert_ne!(noise(3, 10).delta, a, "the seed's own noise");
 }
 
 #[test]
 fn rules_refuse_what_they_cannot_do() {
     let ups = cloud(4, 3, false, 1);
-    let e = Krum { f: 1 }.aggregate(&ups).unwrap_err().to_string();
+    let e = Krum { f: 1 }.once(&ups).unwrap_err().to_string();
     assert!(
         e.contains("krum") && e.contains("more than 2f + 2 = 4"),
         "{e}"
     );
     let e = MultiKrum { f: 0, m: Some(5) }
-        .aggregate(&ups)
+        .once(&ups)
         .unwrap_err()
         .to_string();
     assert!(e.contains("m = 5"), "{e}");
-    let e = Atm { b: 2 }.aggregate(&ups).unwrap_err().to_string();
+    let e = Atm { b: 2 }.once(&ups).unwrap_err().to_string();
     assert!(e.contains("2b = 4"), "{e}");
     let e = aggregator("bulyan", &DefenseConfig::default())
         .err()
@@ -271,7 +299,7 @@ fn rules_refuse_what_they_cannot_do() {
         e.contains("unknown aggregator `bulyan`") && e.contains("multi-krum"),
         "{e}"
     );
-    for r in all_rules() {
-        assert!(r.aggregate(&[]).is_err(), "{}", r.name());
+    for mut r in all_rules() {
+        assert!(r.once(&[]).is_err(), "{}", r.name());
     }
 }
