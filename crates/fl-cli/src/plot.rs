@@ -69,13 +69,8 @@ pub trait Figure {
         ensure_font();
         let size = self.size();
         let is_png = path.extension().is_some_and(|e| e == "png");
-        // The encoder picks the format from the extension, so the temporary keeps it.
-        let ext = if is_png { "png" } else { "svg" };
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = path.with_file_name(format!(".{stem}.{}.tmp.{ext}", std::process::id()));
+        // The encoder picks the format from the extension, which the temporary keeps.
+        let tmp = fl_data::atomic::temp_path(path);
         let drawn = if is_png {
             self.draw_on(BitMapBackend::new(&tmp, size).into_drawing_area())
         } else {
