@@ -769,6 +769,13 @@ fn sweep(args: SweepArgs) -> Result<()> {
                 r.failed.len(),
                 r.seconds
             );
+            if r.elsewhere > 0 {
+                println!(
+                    "{} cells were run by another sweep on this folder (the report covers \
+                     the cells finished so far; `fl sweep report` remakes it)",
+                    r.elsewhere
+                );
+            }
             if r.ran > 0 {
                 let per_hour = r.cells_per_hour();
                 println!(

@@ -4,7 +4,7 @@ mod common;
 
 use common::{cells, numbers, opts, tiny_grid};
 use fl_cli::sweep::store::merge;
-use fl_cli::sweep::{Grid, Shard, report_dir, run::run};
+use fl_cli::sweep::{Grid, Shard, SweepDir, report_dir, run::run};
 use fl_data::scratch::ScratchDir;
 
 #[test]
@@ -82,6 +82,41 @@ fn warm_starts_shards_merge_resume_and_report() {
     let v = cells(&plain)["mnist-s5-g4-t9"].value();
     let row4: Vec<&str> = csv.lines().nth(5).unwrap().split(',').collect();
     assert_eq!(row4[10], format!("{v:.4}"));
+}
+
+#[test]
+fn sweeps_sharing_a_folder_never_run_a_cell_twice() {
+    let tmp = ScratchDir::new("sweep-claims").unwrap();
+    let grid = Grid::load(&tiny_grid(tmp.path())).unwrap();
+    let plain = tmp.path().join("plain");
+    run(&grid, &opts(plain.clone(), None, true)).unwrap();
+
+    // A cell another process holds is left to it; once released, a rerun does it.
+    let held = tmp.path().join("held");
+    let dir = SweepDir::open(&held, &grid).unwrap();
+    let cell = grid.cells().unwrap()[1].clone();
+    let claim = dir.claim(&cell).unwrap().expect("free at first");
+    assert!(dir.claim(&cell).unwrap().is_none(), "held: no second claim");
+    let r = run(&grid, &opts(held.clone(), None, true)).unwrap();
+    assert_eq!((r.ran, r.elsewhere, r.skipped), (2, 1, 0));
+    assert!(!cells(&held).contains_key(&cell.id));
+    drop(claim);
+    let r = run(&grid, &opts(held.clone(), None, true)).unwrap();
+    assert_eq!((r.ran, r.elsewhere, r.skipped), (1, 0, 2));
+    assert_eq!(numbers(&held), numbers(&plain));
+
+    // Two sweeps at once on one folder: every cell runs exactly once between them.
+    let shared = tmp.path().join("shared");
+    let (a, b) = std::thread::scope(|s| {
+        let one = || run(&grid, &opts(shared.clone(), None, true)).unwrap();
+        let (a, b) = (s.spawn(one), s.spawn(one));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert_eq!(a.ran + b.ran, 3, "{a:?} {b:?}");
+    for r in [&a, &b] {
+        assert_eq!(r.ran + r.elsewhere + r.skipped, 3, "{r:?}");
+    }
+    assert_eq!(numbers(&shared), numbers(&plain));
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Running the cells of a grid: in parallel, resumable, sharded, sharing warm-ups.
 
 use super::grid::{Cell, Grid};
-use super::store::{CellResult, SAMPLE_ROW, SweepDir, encode_images};
+use super::store::{CellResult, Claim, SAMPLE_ROW, SweepDir, encode_images};
 use crate::attack::{conclude, fidelity_oracle};
 use crate::config::server_rule;
 use anyhow::{Context, Result, bail};
@@ -139,6 +139,9 @@ pub struct SweepReport {
     pub skipped: usize,
     /// Finished by this run.
     pub ran: usize,
+    /// Left to another sweep on the same folder, which held them (or had just finished them)
+    /// when this one reached them.
+    pub elsewhere: usize,
     /// Cells that failed, with the reason.
     pub failed: Vec<(String, String)>,
     /// Wall time of this run.
@@ -215,6 +218,37 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
     let bar = cells_bar(pending.len(), &grid.name, opts.progress);
     let failed = Mutex::new(Vec::new());
     let ran = Mutex::new(0usize);
+    let elsewhere = Mutex::new(0usize);
+    // The cells of `group` this process can claim, with their claims; the others are being
+    // (or have just been) run by another sweep on this folder.
+    let claim = |group: Vec<Cell>| -> (Vec<Cell>, Vec<Claim>) {
+        let (mut mine, mut claims) = (Vec::new(), Vec::new());
+        for c in group {
+            // A cell claimed just after another sweep finished it is not run again.
+            let taken = match dir.claim(&c) {
+                Ok(Some(h)) => dir.finished(&c).map(|f| f.is_none().then_some(h)),
+                other => other,
+            };
+            match taken {
+                Ok(Some(h)) => {
+                    mine.push(c);
+                    claims.push(h);
+                }
+                Ok(None) => {
+                    *elsewhere.lock().expect("count") += 1;
+                    bar.inc(1);
+                }
+                Err(e) => {
+                    failed
+                        .lock()
+                        .expect("list")
+                        .push((c.id.clone(), format!("{e:#}")));
+                    bar.inc(1);
+                }
+            }
+        }
+        (mine, claims)
+    };
     let record = |id: String, r: Result<CellResult>| {
         match r {
             Ok(r) => match dir.write(&r) {
@@ -232,16 +266,19 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
         bar.inc(1);
     };
     if let Some(cell) = probe {
-        let oracle = oracles.get(&cell.dataset).and_then(|o| o.as_ref());
-        let plan = fit_cells(
-            device,
-            opts.device_memory,
-            queue.lock().expect("queue").len(),
-            || run_group(&[cell], threads, false, oracle, &mut |id, r| record(id, r)),
-        );
-        bar.println(plan_line(&plan));
-        jobs = plan.jobs;
-        report.memory = Some(plan);
+        let (mine, _claims) = claim(vec![cell]);
+        if let Some(cell) = mine.first() {
+            let oracle = oracles.get(&cell.dataset).and_then(|o| o.as_ref());
+            let plan = fit_cells(
+                device,
+                opts.device_memory,
+                queue.lock().expect("queue").len(),
+                || run_group(&mine, threads, false, oracle, &mut |id, r| record(id, r)),
+            );
+            bar.println(plan_line(&plan));
+            jobs = plan.jobs;
+            report.memory = Some(plan);
+        }
     }
     report.jobs = jobs;
     std::thread::scope(|s| {
@@ -252,6 +289,11 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
                     // stay locked for the whole group and serialise the workers.
                     let next = queue.lock().expect("queue").pop_front();
                     let Some(group) = next else { break };
+                    // Claims are held until the whole group is written.
+                    let (group, _claims) = claim(group);
+                    if group.is_empty() {
+                        continue;
+                    }
                     let oracle = oracles.get(&group[0].dataset).and_then(|o| o.as_ref());
                     run_group(&group, threads, opts.warm_start, oracle, &mut |id, r| {
                         record(id, r)
@@ -262,6 +304,7 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
     });
     bar.finish();
     report.ran = ran.into_inner().expect("count");
+    report.elsewhere = elsewhere.into_inner().expect("count");
     report.failed = failed.into_inner().expect("list");
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)

@@ -1,6 +1,7 @@
-//! The sweep folder: `sweep.json` (what the cells belong to), `grid.toml`, and one file per
+//! The sweep folder: `sweep.json` (what the cells belong to), `grid.toml`, one file per
 //! finished cell under `cells/`, each written atomically so an interrupted sweep loses only
-//! the cells it was running.
+//! the cells it was running, and under `claims/` the locks by which sweeps sharing the folder
+//! divide the cells between them.
 
 use super::grid::{Cell, Grid};
 use crate::attack::AttackRunSummary;
@@ -81,6 +82,12 @@ pub fn encode_images(images: &[f32]) -> String {
         .iter()
         .map(|&v| format!("{:02x}", ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8))
         .collect()
+}
+
+/// This process's hold on a running cell (see [`SweepDir::claim`]); released on drop.
+#[derive(Debug)]
+pub struct Claim {
+    _lock: std::fs::File,
 }
 
 /// A sweep folder.
@@ -173,6 +180,30 @@ impl SweepDir {
             );
         }
         Ok(Some(r))
+    }
+
+    /// Claims `cell` for this process while it runs; `None` when another process (another
+    /// sweep on this folder) holds it. The claim is an exclusive lock on `claims/<id>`, which
+    /// the kernel releases when the claim is dropped or the process ends however it ends, so
+    /// a killed sweep leaves nothing stale. The lock files stay: deleting one while another
+    /// process has it open would let two processes lock two different files of one name.
+    pub fn claim(&self, cell: &Cell) -> Result<Option<Claim>> {
+        let dir = self.root.join("claims");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(&cell.id);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Claim { _lock: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).with_context(|| format!("locking {}", path.display()))
+            }
+        }
     }
 
     /// Writes a finished cell (temporary file + rename).
