@@ -86,7 +86,7 @@ pub fn run(
     dir.write_config(&AttackRunConfig {
         fed: effective.clone(),
         attack: attack.clone(),
-        defense: shown_defense(fed, defense),
+        defense: shown_defense(fed, defense)?,
     })?;
     let mut run = AttackRun::build_with(fed, attack, rule)?;
     let oracle = fidelity_oracle(&effective, attack, &run.prepared.spec)?;

@@ -188,19 +188,18 @@ pub fn aggregators(sizes: &[usize], dim: usize, reps: usize) -> Result<Vec<Aggre
             })
             .collect();
         let (f, b) = ((n / 10).max(1), (n / 5).max(1));
-        let cfg = fl_defense::DefenseConfig {
-            krum_f: f,
-            atm_b: b,
-            ..Default::default()
-        };
+        let mut cfg = fl_defense::DefenseConfig::default();
+        for (rule, key, v) in [("krum", "f", f), ("multi-krum", "f", f), ("atm", "b", b)] {
+            cfg.set(rule, key, toml::Value::Integer(v as i64))?;
+        }
         let global = vec![0.0f32; dim];
         let round = fl_core::ServerRound {
             round: 1,
             seed: 0,
             global: &global,
         };
-        for name in fl_defense::NAMES {
-            let mut rule = fl_defense::aggregator(name, &cfg)?;
+        for name in fl_defense::names() {
+            let mut rule = cfg.build(name)?;
             rule.aggregate(&round, &updates)?;
             let mut times: Vec<f64> = (0..reps)
                 .map(|_| {

@@ -72,22 +72,22 @@ pub fn take_section(table: &mut Table, name: &str) -> Result<Table> {
     }
 }
 
-/// The `[defense]` section of `table` (removed from it), checked.
+/// The `[defense]` section of `table` (removed from it): every `[defense.<rule>]` checked by
+/// its rule.
 pub fn take_defense(table: &mut Table) -> Result<DefenseConfig> {
-    let d: DefenseConfig = resolve(take_section(table, "defense")?).context("in [defense]")?;
-    d.validate()?;
-    Ok(d)
+    Ok(DefenseConfig::from_table(take_section(table, "defense")?)?)
 }
 
 /// The server's aggregation rule of a run: the one `fed.aggregator` names, with the parameters
-/// of `[defense]`.
+/// of `[defense.<rule>]`.
 pub fn server_rule(fed: &FedConfig, defense: &DefenseConfig) -> Result<Box<dyn Aggregator>> {
-    Ok(fl_defense::aggregator(&fed.aggregator, defense)?)
+    Ok(defense.build(&fed.aggregator)?)
 }
 
-/// The `[defense]` section as a resolved config shows it: only when a robust rule uses it.
-pub fn shown_defense(fed: &FedConfig, defense: &DefenseConfig) -> Option<DefenseConfig> {
-    (fed.aggregator != "fedavg").then(|| defense.clone())
+/// The `[defense]` section as a resolved config shows it: the named rule's parameters, and
+/// nothing for FedAvg.
+pub fn shown_defense(fed: &FedConfig, defense: &DefenseConfig) -> Result<Option<DefenseConfig>> {
+    Ok(defense.shown_for(&fed.aggregator)?)
 }
 
 /// Deserialises a table into a config type; unknown keys are errors.
@@ -135,25 +135,26 @@ mod tests {
             None,
             &[
                 "aggregator=atm".into(),
-                "defense.atm_b=1".into(),
+                "defense.atm.b=1".into(),
+                "defense.krum.f=2".into(),
                 "rounds=2".into(),
             ],
         )
         .unwrap();
         let d = take_defense(&mut t).unwrap();
-        assert_eq!(d.atm_b, 1);
         let fed: FedConfig = resolve(t).unwrap();
-        assert_eq!(server_rule(&fed, &d).unwrap().name(), "atm");
-        assert_eq!(shown_defense(&fed, &d), Some(d.clone()));
-        let mut bad = load_table(None, &["defense.trim_beta=0.7".into()]).unwrap();
+        server_rule(&fed, &d).unwrap();
+        // The written config shows the rule the run uses, with its value.
+        let shown = toml::to_string(&shown_defense(&fed, &d).unwrap().unwrap()).unwrap();
+        assert_eq!(shown.trim(), "[atm]\nb = 1");
+        let mut bad = load_table(None, &["defense.trimmed-mean.beta=0.7".into()]).unwrap();
+        let e = format!("{:#}", take_defense(&mut bad).unwrap_err());
         assert!(
-            take_defense(&mut bad)
-                .unwrap_err()
-                .to_string()
-                .contains("trim_beta")
+            e.contains("[defense.trimmed-mean]") && e.contains("beta"),
+            "{e}"
         );
-        let mut typo = load_table(None, &["defense.atm_bb=1".into()]).unwrap();
-        assert!(format!("{:#}", take_defense(&mut typo).unwrap_err()).contains("atm_bb"));
+        let mut typo = load_table(None, &["defense.atm.bb=1".into()]).unwrap();
+        assert!(format!("{:#}", take_defense(&mut typo).unwrap_err()).contains("bb"));
         let unknown = FedConfig {
             aggregator: "krumm".into(),
             ..Default::default()

@@ -65,7 +65,7 @@ pub fn run(
     dir.write_config(&MiaRunConfig {
         fed: fed.clone(),
         mia: mia.clone(),
-        defense: shown_defense(fed, defense),
+        defense: shown_defense(fed, defense)?,
     })?;
     let mut run = MiaRun::build(fed, mia, rule)?;
     let label = format!("{} {} vs {}", fed.name, mia.method.name(), fed.aggregator);

@@ -272,7 +272,7 @@ fn finished(
     let wanted = toml::to_string_pretty(&MiaRunConfig {
         fed: fed.clone(),
         mia: mia.clone(),
-        defense: shown_defense(fed, defense),
+        defense: shown_defense(fed, defense)?,
     })?;
     if config != wanted {
         return Ok(None);

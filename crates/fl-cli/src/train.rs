@@ -38,7 +38,7 @@ pub fn run(
     let dir = RunDir::create(out)?;
     dir.write_config(&TrainRunConfig {
         fed: config,
-        defense: shown_defense(config, defense),
+        defense: shown_defense(config, defense)?,
     })?;
     let mut exp = Experiment::with_aggregator(config, rule)?;
     let fed = &mut exp.federation;

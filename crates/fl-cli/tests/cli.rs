@@ -349,7 +349,7 @@ fn mia_errors_are_clear() {
     // ATM with b = 3 would drop 6 of the 5 updates: refused with the rule's own message.
     let o = tiny_mia(
         &tmp.path().join("y"),
-        &["--aggregator", "atm", "--set", "defense.atm_b=3"],
+        &["--aggregator", "atm", "--set", "defense.atm.b=3"],
     );
     assert!(!o.status.success());
     assert!(

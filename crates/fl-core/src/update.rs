@@ -62,9 +62,10 @@ impl Aggregate {
 /// (`&mut self`: momentum, client histories, reputations) and hold server data where its paper
 /// gives it some (a root or validation set, passed to its constructor), and it returns the
 /// step, the clients it kept and its own per-round figures.
+///
+/// A rule has no name of its own: configs name rules, and the registry that builds them
+/// (`fl_defense::RULES`) is the one place a name is written.
 pub trait Aggregator: Send {
-    /// The name in configs.
-    fn name(&self) -> &str;
     /// Combines the round's updates (never empty, all of one length, ordered by client id)
     /// into one step.
     fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate>;
@@ -111,10 +112,6 @@ pub fn weighted_mean(updates: &[&Update]) -> Result<Vec<f32>> {
 pub struct FedAvg;
 
 impl Aggregator for FedAvg {
-    fn name(&self) -> &str {
-        "fedavg"
-    }
-
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         check_updates(updates)?;
         Ok(Aggregate::new(

@@ -341,10 +341,6 @@ struct ServerMomentum {
 }
 
 impl Aggregator for ServerMomentum {
-    fn name(&self) -> &str {
-        "server-momentum"
-    }
-
     fn aggregate(
         &mut self,
         round: &ServerRound<'_>,

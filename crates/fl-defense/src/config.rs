@@ -1,93 +1,178 @@
-//! The `[defense]` config section: the parameters of every rule.
+//! The `[defense]` config section and the registry of rules.
+//!
+//! A run names its rule with `aggregator = "krum"`; `[defense.<rule>]` holds that rule's
+//! parameters, read into the rule's own parameter struct (unknown keys rejected) and checked
+//! by its `validate`. A config may carry sections for several rules (a table of attacks x
+//! rules varies `aggregator` over one base config); every section present is checked. A rule's
+//! name is written once, in [`RULES`].
 
+use crate::rules::{Atm, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean};
 use fl_core::error::{CoreError, Result};
+use fl_core::{Aggregator, FedAvg};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
-/// Parameters of the robust rules (unchecked; see [`DefenseConfig::validate`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DefenseConfig {
-    /// Trimmed mean: share of values dropped at each end of every coordinate, in [0, 0.5).
-    pub trim_beta: f64,
-    /// Krum and Multi-Krum: the number of attackers assumed, f.
-    pub krum_f: usize,
-    /// Multi-Krum: updates averaged, m (default n - f).
-    pub multi_krum_m: Option<usize>,
-    /// ATM: 2b updates with the largest mean angle are dropped (the paper: b = 2 for 10 clients).
-    pub atm_b: usize,
-    /// Norm clipping: the largest L2 norm an update keeps, a number or `"median"` (the median
-    /// norm of the round's updates, which follows the updates as training shrinks them).
-    pub clip_bound: ClipBound,
-    /// DP: the L2 norm each update is clipped to, C (fixed: a bound read off the updates
-    /// would leak them). The default suits `cnn` updates on MNIST (norms ~0.3-0.6).
-    pub dp_clip: f64,
-    /// DP: the noise multiplier; the mean gets N(0, (sigma C / n)^2) per coordinate. The
-    /// default 0.1 costs about a point of accuracy with 10 clients; a formal guarantee needs
-    /// sigma near 1 or more, which with few clients drowns the updates (see the README).
-    pub dp_sigma: f64,
+/// The parameters of one rule: the serde shape of its `[defense.<rule>]` section (defaults for
+/// missing keys), checked once, then turned into the rule.
+pub trait RuleParams: DeserializeOwned + Serialize + Default {
+    /// Checks the values that do not depend on the number of updates (those are checked by
+    /// the rule when it aggregates).
+    fn validate(&self) -> Result<()>;
+    /// The rule, ready for its first round.
+    fn build(&self) -> Box<dyn Aggregator>;
 }
 
-/// How large an update norm clipping lets through.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(untagged, expecting = "a positive number or \"median\"")]
-pub enum ClipBound {
-    /// A fixed L2 norm.
-    Norm(f64),
-    /// A bound read off each round's updates.
-    Adaptive(AdaptiveBound),
+/// One entry of the registry: a rule's name and how its section becomes the rule.
+pub struct Rule {
+    /// The name in configs (`aggregator = "..."`, `[defense.<name>]`).
+    pub name: &'static str,
+    /// What the rule does, in a line.
+    pub about: &'static str,
+    check: fn(&toml::Table) -> Result<toml::Table>,
+    build: fn(&toml::Table) -> Result<Box<dyn Aggregator>>,
 }
 
-/// Bounds read off a round's updates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AdaptiveBound {
-    /// The median L2 norm of the round's updates.
-    Median,
-}
-
-impl Default for DefenseConfig {
-    fn default() -> Self {
+impl Rule {
+    /// The entry of rule `name`, whose parameters are `P`.
+    pub const fn of<P: RuleParams>(name: &'static str, about: &'static str) -> Self {
         Self {
-            trim_beta: 0.1,
-            krum_f: 1,
-            multi_krum_m: None,
-            atm_b: 2,
-            clip_bound: ClipBound::Adaptive(AdaptiveBound::Median),
-            dp_clip: 0.5,
-            dp_sigma: 0.1,
+            name,
+            about,
+            check: check_section::<P>,
+            build: build_rule::<P>,
         }
     }
 }
 
+fn params<P: RuleParams>(section: &toml::Table) -> Result<P> {
+    let p: P = toml::Value::Table(section.clone())
+        .try_into()
+        .map_err(|e| CoreError::Config(e.to_string()))?;
+    p.validate()?;
+    Ok(p)
+}
+
+/// The section with every default filled in, as a resolved config shows it.
+fn check_section<P: RuleParams>(section: &toml::Table) -> Result<toml::Table> {
+    let p: P = params(section)?;
+    match toml::Value::try_from(&p) {
+        Ok(toml::Value::Table(t)) => Ok(t),
+        Ok(_) => Ok(toml::Table::new()),
+        Err(e) => Err(CoreError::Config(e.to_string())),
+    }
+}
+
+fn build_rule<P: RuleParams>(section: &toml::Table) -> Result<Box<dyn Aggregator>> {
+    Ok(params::<P>(section)?.build())
+}
+
+/// Every server rule, by the name configs and the command line use.
+pub const RULES: &[Rule] = &[
+    Rule::of::<FedAvgParams>("fedavg", "mean weighted by sample count (McMahan et al.)"),
+    Rule::of::<Median>("median", "coordinate-wise median"),
+    Rule::of::<TrimmedMean>(
+        "trimmed-mean",
+        "coordinate-wise mean without the beta extremes",
+    ),
+    Rule::of::<Krum>("krum", "the update closest to its n - f - 2 neighbours"),
+    Rule::of::<MultiKrum>("multi-krum", "the mean of the m best Krum scores"),
+    Rule::of::<Atm>(
+        "atm",
+        "angular trimmed mean (the FedPoisonMIA paper's defense)",
+    ),
+    Rule::of::<NormClip>("clip", "updates clipped to a norm bound, then FedAvg"),
+    Rule::of::<GaussianDp>("dp", "clipped mean plus Gaussian noise (DP-FedAvg style)"),
+];
+
+/// The names of [`RULES`], in order.
+pub fn names() -> Vec<&'static str> {
+    RULES.iter().map(|r| r.name).collect()
+}
+
+/// `e` with the section it came from named (a configuration error keeps its one prefix).
+fn in_section(name: &str, e: CoreError) -> CoreError {
+    match e {
+        CoreError::Config(m) => CoreError::Config(format!("in [defense.{name}]: {m}")),
+        other => other,
+    }
+}
+
+fn rule(name: &str) -> Result<&'static Rule> {
+    RULES.iter().find(|r| r.name == name).ok_or_else(|| {
+        CoreError::Config(format!(
+            "unknown aggregator `{name}` (known: {})",
+            names().join(", ")
+        ))
+    })
+}
+
+/// FedAvg has no parameters.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FedAvgParams {}
+
+impl RuleParams for FedAvgParams {
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+    fn build(&self) -> Box<dyn Aggregator> {
+        Box::new(FedAvg)
+    }
+}
+
+/// The `[defense]` section: a table of parameters per rule, each checked by its rule.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DefenseConfig {
+    sections: BTreeMap<String, toml::Table>,
+}
+
 impl DefenseConfig {
-    /// Checks the values that do not depend on the number of updates (those are checked by
-    /// each rule when it aggregates).
-    pub fn validate(&self) -> Result<()> {
-        let bad = |m: String| Err(CoreError::Config(m));
-        if !(0.0..0.5).contains(&self.trim_beta) {
-            return bad(format!(
-                "defense.trim_beta must be in [0, 0.5), got {}",
-                self.trim_beta
-            ));
+    /// Reads `[defense]`: every `[defense.<rule>]` must name a known rule and hold valid
+    /// parameters for it (missing ones take the rule's defaults).
+    pub fn from_table(table: toml::Table) -> Result<Self> {
+        let mut sections = BTreeMap::new();
+        for (name, value) in table {
+            let toml::Value::Table(section) = value else {
+                return Err(CoreError::Config(format!(
+                    "defense.{name} must be a section ([defense.{name}]) of rule parameters"
+                )));
+            };
+            let checked = (rule(&name)?.check)(&section).map_err(|e| in_section(&name, e))?;
+            sections.insert(name, checked);
         }
-        if self.multi_krum_m == Some(0) {
-            return bad("defense.multi_krum_m must be at least 1".into());
+        Ok(Self { sections })
+    }
+
+    /// The rule `name` with its parameters from `[defense.<name>]` (its defaults without one).
+    pub fn build(&self, name: &str) -> Result<Box<dyn Aggregator>> {
+        let entry = rule(name)?;
+        let empty = toml::Table::new();
+        (entry.build)(self.sections.get(name).unwrap_or(&empty)).map_err(|e| in_section(name, e))
+    }
+
+    /// The section as the resolved config of a run with rule `name` shows it: that rule's
+    /// parameters (defaults filled in), or nothing for FedAvg, so FedAvg configs and their
+    /// hashes do not depend on other rules' sections.
+    pub fn shown_for(&self, name: &str) -> Result<Option<Self>> {
+        if name == "fedavg" {
+            return Ok(None);
         }
-        let mut positive = vec![("defense.dp_clip", self.dp_clip)];
-        if let ClipBound::Norm(v) = self.clip_bound {
-            positive.push(("defense.clip_bound", v));
-        }
-        for (name, v) in positive {
-            if !(v > 0.0 && v.is_finite()) {
-                return bad(format!("{name} must be positive, got {v}"));
-            }
-        }
-        if !(self.dp_sigma >= 0.0 && self.dp_sigma.is_finite()) {
-            return bad(format!(
-                "defense.dp_sigma must be >= 0, got {}",
-                self.dp_sigma
-            ));
-        }
+        let entry = rule(name)?;
+        let empty = toml::Table::new();
+        let section = (entry.check)(self.sections.get(name).unwrap_or(&empty))?;
+        Ok(Some(Self {
+            sections: BTreeMap::from([(name.to_string(), section)]),
+        }))
+    }
+
+    /// Sets `[defense.<rule>] key = value` (e.g. a benchmark's f for Krum), checked.
+    pub fn set(&mut self, rule_name: &str, key: &str, value: toml::Value) -> Result<()> {
+        let mut section = self.sections.get(rule_name).cloned().unwrap_or_default();
+        section.insert(key.to_string(), value);
+        let checked = (rule(rule_name)?.check)(&section).map_err(|e| in_section(rule_name, e))?;
+        self.sections.insert(rule_name.to_string(), checked);
         Ok(())
     }
 }
@@ -96,34 +181,71 @@ impl DefenseConfig {
 mod tests {
     use super::*;
 
-    fn err(f: impl FnOnce(&mut DefenseConfig)) -> String {
-        let mut c = DefenseConfig::default();
-        f(&mut c);
-        c.validate().unwrap_err().to_string()
+    fn section(text: &str) -> Result<DefenseConfig> {
+        DefenseConfig::from_table(text.parse::<toml::Table>().unwrap())
+    }
+
+    fn err(text: &str) -> String {
+        section(text).unwrap_err().to_string()
     }
 
     #[test]
-    fn defaults_are_valid_and_bad_values_named() {
-        DefenseConfig::default().validate().unwrap();
-        assert!(err(|c| c.trim_beta = 0.5).contains("trim_beta"));
-        assert!(err(|c| c.multi_krum_m = Some(0)).contains("multi_krum_m"));
-        assert!(err(|c| c.clip_bound = ClipBound::Norm(0.0)).contains("clip_bound"));
-        assert!(err(|c| c.dp_clip = f64::NAN).contains("dp_clip"));
-        assert!(err(|c| c.dp_sigma = -1.0).contains("dp_sigma"));
+    fn every_rule_builds_with_its_defaults_and_names_are_unique() {
+        let d = DefenseConfig::default();
+        for r in RULES {
+            d.build(r.name).unwrap();
+        }
+        let mut n = names();
+        n.dedup();
+        assert_eq!(n.len(), RULES.len());
+    }
+
+    #[test]
+    fn one_error_per_invalid_value() {
+        assert!(err("[trimmed-mean]\nbeta = 0.5").contains("beta must be in [0, 0.5)"));
+        assert!(err("[multi-krum]\nm = 0").contains("m must be at least 1"));
+        assert!(err("[clip]\nbound = 0.0").contains("bound must be positive"));
+        assert!(err("[dp]\nclip = nan").contains("clip must be positive"));
+        assert!(err("[dp]\nsigma = -1.0").contains("sigma must be >= 0"));
+    }
+
+    #[test]
+    fn unknown_rules_keys_and_shapes_are_named() {
+        assert!(err("[krumm]\nf = 1").contains("unknown aggregator `krumm`"));
+        let e = err("[atm]\nbb = 1");
+        assert!(e.contains("[defense.atm]") && e.contains("bb"), "{e}");
+        assert!(err("atm = 2").contains("must be a section"));
+        let e = DefenseConfig::default()
+            .build("krumm")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("multi-krum"), "{e}");
     }
 
     #[test]
     fn clip_bound_reads_a_number_or_median() {
-        let read = |text: &str| toml::from_str::<DefenseConfig>(text).map(|c| c.clip_bound);
-        assert_eq!(read("clip_bound = 0.25").unwrap(), ClipBound::Norm(0.25));
-        assert_eq!(read("clip_bound = 2").unwrap(), ClipBound::Norm(2.0));
-        assert_eq!(
-            read("clip_bound = \"median\"").unwrap(),
-            ClipBound::Adaptive(AdaptiveBound::Median)
+        let shown = |text: &str| {
+            section(text).map(|d| toml::to_string(&d.shown_for("clip").unwrap().unwrap()).unwrap())
+        };
+        assert!(
+            shown("[clip]\nbound = 0.25")
+                .unwrap()
+                .contains("bound = 0.25")
         );
-        let e = read("clip_bound = \"mean\"").unwrap_err().to_string();
+        assert!(shown("[clip]\nbound = 2").unwrap().contains("bound = 2.0"));
+        assert!(shown("").unwrap().contains("bound = \"median\""));
+        let e = err("[clip]\nbound = \"mean\"");
         assert!(e.contains("a positive number or \"median\""), "{e}");
-        let shown = toml::to_string(&DefenseConfig::default()).unwrap();
-        assert!(shown.contains("clip_bound = \"median\""), "{shown}");
+    }
+
+    #[test]
+    fn a_run_shows_only_its_own_rules_section_with_defaults() {
+        let d = section("[atm]\nb = 1\n[krum]\nf = 2").unwrap();
+        assert_eq!(d.shown_for("fedavg").unwrap(), None);
+        let atm = toml::to_string(&d.shown_for("atm").unwrap().unwrap()).unwrap();
+        assert_eq!(atm.trim(), "[atm]\nb = 1");
+        let tm = toml::to_string(&d.shown_for("trimmed-mean").unwrap().unwrap()).unwrap();
+        assert_eq!(tm.trim(), "[trimmed-mean]\nbeta = 0.1");
     }
 }

@@ -3,8 +3,8 @@
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
 use fl_defense::{
-    AdaptiveBound, Atm, ClipBound, DefenseConfig, GaussianDp, Krum, Median, MultiKrum, NAMES,
-    NormClip, TrimmedMean, aggregator,
+    AdaptiveBound, Atm, ClipBound, DefenseConfig, GaussianDp, Krum, Median, MultiKrum, NormClip,
+    TrimmedMean, names,
 };
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -34,14 +34,19 @@ fn up(client: usize, delta: Vec<f32>, n: usize) -> Update {
     }
 }
 
-fn all_rules() -> Vec<Box<dyn Aggregator>> {
-    let cfg = DefenseConfig {
-        clip_bound: ClipBound::Norm(1e6),
-        dp_clip: 1e6,
-        dp_sigma: 0.0,
-        ..Default::default()
-    };
-    NAMES.iter().map(|n| aggregator(n, &cfg).unwrap()).collect()
+/// Every registered rule by name, clipping and noise switched off (so that identical updates
+/// come back unchanged).
+fn all_rules() -> Vec<(&'static str, Box<dyn Aggregator>)> {
+    let cfg = DefenseConfig::from_table(
+        "[clip]\nbound = 1e6\n[dp]\nclip = 1e6\nsigma = 0.0"
+            .parse()
+            .unwrap(),
+    )
+    .unwrap();
+    names()
+        .into_iter()
+        .map(|n| (n, cfg.build(n).unwrap()))
+        .collect()
 }
 
 /// `n` inliers near (1, -1, 0.5, ...) and, when asked, one far outlier pointing the other way.
@@ -71,10 +76,10 @@ fn cloud(n: usize, dim: usize, outlier: bool, seed: u64) -> Vec<Update> {
 fn identical_updates_give_that_update() {
     let d = vec![0.25f32, -1.5, 3.0, 0.0];
     let ups: Vec<Update> = (0..10).map(|k| up(k, d.clone(), 50 + k)).collect();
-    for mut r in all_rules() {
+    for (name, mut r) in all_rules() {
         let a = r.once(&ups).unwrap();
         for (x, y) in a.delta.iter().zip(&d) {
-            assert!((x - y).abs() < 1e-6, "{}: {:?}", r.name(), a.delta);
+            assert!((x - y).abs() < 1e-6, "{}: {:?}", name, a.delta);
         }
     }
 }
@@ -83,20 +88,20 @@ fn identical_updates_give_that_update() {
 fn the_order_of_the_updates_never_matters() {
     let ups = cloud(9, 12, true, 3);
     let mut rng = stream(4, "shuffle", &[]);
-    for mut r in all_rules() {
+    for (name, mut r) in all_rules() {
         let a = r.once(&ups).unwrap();
         for _ in 0..5 {
             let mut s = ups.clone();
             s.shuffle(&mut rng);
             let mut b = r.once(&s).unwrap();
             b.kept.sort_unstable();
-            assert_eq!(b.kept, a.kept, "{}", r.name());
-            if r.name() == "fedavg" {
+            assert_eq!(b.kept, a.kept, "{}", name);
+            if name == "fedavg" {
                 // FedAvg sums in arrival order: equal up to rounding.
                 let worst = a.delta.iter().zip(&b.delta).map(|(x, y)| (x - y).abs());
                 assert!(worst.fold(0.0f32, f32::max) < 1e-6);
             } else {
-                assert_eq!(b.delta, a.delta, "{}: bit for bit", r.name());
+                assert_eq!(b.delta, a.delta, "{}: bit for bit", name);
             }
         }
     }
@@ -108,7 +113,8 @@ fn a_far_outlier_never_survives_krum_median_or_atm() {
         let ups = cloud(9, 20, true, seed);
         let outlier = 9;
         for name in ["krum", "multi-krum", "atm"] {
-            let a = aggregator(name, &DefenseConfig::default())
+            let a = DefenseConfig::default()
+                .build(name)
                 .unwrap()
                 .once(&ups)
                 .unwrap();
@@ -118,7 +124,7 @@ fn a_far_outlier_never_survives_krum_median_or_atm() {
                 a.kept
             );
         }
-        let m = Median.once(&ups).unwrap();
+        let m = Median {}.once(&ups).unwrap();
         for (i, x) in m.delta.iter().enumerate() {
             let centre = if i % 2 == 0 { 1.0 } else { -1.0 };
             assert!((x - centre).abs() <= 0.05, "median coordinate {i}: {x}");
@@ -138,14 +144,14 @@ fn median_and_trimmed_mean_by_hand() {
         up(3, vec![4.0, 0.0], 1),
     ];
     // Sorted columns: [1, 2, 4, 9] and [-5, 0, 10, 20].
-    assert_eq!(Median.once(&ups).unwrap().delta, vec![3.0, 5.0]);
+    assert_eq!(Median {}.once(&ups).unwrap().delta, vec![3.0, 5.0]);
     let t = TrimmedMean { beta: 0.25 }.once(&ups).unwrap();
     assert_eq!(t.delta, vec![3.0, 5.0]);
     assert_eq!(t.kept, vec![0, 1, 2, 3]);
     let t = TrimmedMean { beta: 0.0 }.once(&ups).unwrap();
     assert_eq!(t.delta, vec![4.0, 6.25]);
     let odd = &ups[..3];
-    assert_eq!(Median.once(odd).unwrap().delta, vec![2.0, 10.0]);
+    assert_eq!(Median {}.once(odd).unwrap().delta, vec![2.0, 10.0]);
 }
 
 #[test]
@@ -291,7 +297,8 @@ fn rules_refuse_what_they_cannot_do() {
     assert!(e.contains("m = 5"), "{e}");
     let e = Atm { b: 2 }.once(&ups).unwrap_err().to_string();
     assert!(e.contains("2b = 4"), "{e}");
-    let e = aggregator("bulyan", &DefenseConfig::default())
+    let e = DefenseConfig::default()
+        .build("bulyan")
         .err()
         .unwrap()
         .to_string();
@@ -299,7 +306,7 @@ fn rules_refuse_what_they_cannot_do() {
         e.contains("unknown aggregator `bulyan`") && e.contains("multi-krum"),
         "{e}"
     );
-    for mut r in all_rules() {
-        assert!(r.once(&[]).is_err(), "{}", r.name());
+    for (name, mut r) in all_rules() {
+        assert!(r.once(&[]).is_err(), "{}", name);
     }
 }

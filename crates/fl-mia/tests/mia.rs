@@ -3,7 +3,7 @@
 
 use fl_core::experiment::Experiment;
 use fl_core::{FedAvg, FedConfig};
-use fl_defense::{DefenseConfig, aggregator};
+use fl_defense::Atm;
 use fl_mia::targets::Origin;
 use fl_mia::{MiaConfig, MiaMethod, MiaRun};
 use std::path::PathBuf;
@@ -74,12 +74,8 @@ fn crafted_updates_keep_their_constraint_and_runs_repeat() {
         aggregator: "atm".into(),
         ..fed(8, 3)
     };
-    let defense = DefenseConfig {
-        atm_b: 1,
-        ..Default::default()
-    };
     let go = || {
-        let rule = aggregator("atm", &defense).unwrap();
+        let rule = Box::new(Atm { b: 1 });
         let mut run = MiaRun::build(&cfg, &mia(MiaMethod::FedPoisonMia), rule).unwrap();
         let rows = run.run(&mut |_| {}).unwrap();
         let s = run.summary(&rows).unwrap();

@@ -233,7 +233,7 @@ impl Grid {
         fed.validate()?;
         attack.validate(&fed)?;
         server_rule(&fed, &defense)?;
-        let hash = config_hash(&fed, &attack, &defense);
+        let hash = config_hash(&fed, &attack, &defense)?;
         Ok(Cell {
             id,
             dataset,
@@ -271,7 +271,7 @@ impl Grid {
         attack.generate = 0;
         attack.target = 1;
         fed.partition.withhold.clear();
-        Ok(config_hash(&fed, &attack, &c.defense))
+        config_hash(&fed, &attack, &c.defense)
     }
 }
 
@@ -301,11 +301,15 @@ fn merge_into(base: &mut Table, over: &mut Table) {
 /// SHA-256 (first 16 hex digits) of the resolved config without the keys that do not change
 /// the numbers: `name`, `data_dir` and `threads` (runs are identical for any thread count).
 /// `[defense]` counts only when a robust rule aggregates.
-pub fn config_hash(fed: &FedConfig, attack: &AttackConfig, defense: &DefenseConfig) -> String {
+pub fn config_hash(
+    fed: &FedConfig,
+    attack: &AttackConfig,
+    defense: &DefenseConfig,
+) -> Result<String> {
     let full = AttackRunConfig {
         fed: attack.federated_config(fed),
         attack: attack.clone(),
-        defense: shown_defense(fed, defense),
+        defense: shown_defense(fed, defense)?,
     };
     let mut v = serde_json::to_value(&full).expect("configs serialise");
     if let Some(m) = v.as_object_mut() {
@@ -314,5 +318,5 @@ pub fn config_hash(fed: &FedConfig, attack: &AttackConfig, defense: &DefenseConf
         }
     }
     let text = serde_json::to_string(&v).expect("values serialise");
-    fl_data::checksum::sha256_hex(text.as_bytes())[..16].to_string()
+    Ok(fl_data::checksum::sha256_hex(text.as_bytes())[..16].to_string())
 }
