@@ -1,0 +1,80 @@
+//! `fl bench aggregators | round`: fixed workloads, timed, printed as JSON.
+
+use anyhow::Result;
+use clap::Subcommand;
+use fl_core::{DeviceKind, FedConfig};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Time every aggregation rule on seeded random updates of the cnn's size.
+    Aggregators {
+        /// Numbers of updates.
+        #[arg(long, value_delimiter = ',', default_value = "10,50,200")]
+        n: Vec<usize>,
+        /// Values per update (default: the cnn's parameter count).
+        #[arg(long)]
+        dim: Option<usize>,
+        /// Timed repetitions (median reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
+    /// Time FedAvg rounds of the fixed workload (MNIST, 10 clients x 600, cnn, batch 32).
+    Round {
+        /// Compute device.
+        #[arg(long, default_value = "flex")]
+        device: String,
+        /// Folder holding the full datasets.
+        #[arg(long, env = "FL_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Where the bundled fixtures are (used when the full data is absent).
+        #[arg(long, default_value = "fixtures")]
+        fixtures: PathBuf,
+        /// Client worker threads (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Untimed rounds first.
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        /// Timed rounds.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
+}
+
+/// Runs the benchmark and prints its figures.
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Aggregators { n, dim, reps } => {
+            let dim = match dim {
+                Some(d) => d,
+                None => fl_core::experiment::Prepared::spec_of(&FedConfig::default())?.num_params(),
+            };
+            if reps == 0 || n.contains(&0) {
+                anyhow::bail!("--reps and every --n must be at least 1");
+            }
+            let rows = fl_cli::bench::aggregators(&n, dim, reps)?;
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+            Ok(())
+        }
+        BenchCommand::Round {
+            device,
+            data_dir,
+            fixtures,
+            threads,
+            warmup,
+            rounds,
+        } => {
+            let report = fl_cli::bench::round(
+                &data_dir,
+                &fixtures,
+                DeviceKind::parse(&device)?,
+                threads,
+                warmup,
+                rounds,
+            )?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! One file per subcommand: its arguments and the call into the `fl_cli` library.
+
+pub mod attack;
+pub mod bench;
+pub mod demo;
+pub mod experiment;
+pub mod sweep;
+pub mod train;
