@@ -8,6 +8,7 @@
 //! - [`report`] and [`stats`]: matrices, heat maps, histogram, symmetry and class tests;
 //! - [`emit`]: Slurm and Kubernetes scripts that run the shards.
 
+pub mod analysis;
 pub mod emit;
 pub mod grid;
 pub mod report;
