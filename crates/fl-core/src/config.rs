@@ -46,6 +46,16 @@ pub struct FedConfig {
     pub test_samples: Option<usize>,
     /// The run's seed: every random choice derives from it.
     pub seed: u64,
+    /// Staleness: each sampled client trains from the global model of up to this many rounds
+    /// back (drawn uniformly from 0..=max_delay per client and round, seeded; never before
+    /// the initial model), and its update is added to the current model. 0 (the default, not
+    /// written to configs) is synchronous FedAvg.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_delay: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Default for FedConfig {
@@ -67,6 +77,7 @@ impl Default for FedConfig {
             eval_every: 1,
             test_samples: None,
             seed: 0,
+            max_delay: 0,
         }
     }
 }

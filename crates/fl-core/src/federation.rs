@@ -3,7 +3,8 @@
 //! One round:
 //! 1. sample round(C * n) clients with the round's own random stream;
 //! 2. every sampled participant that does not observe others trains from the global
-//!    parameters; on CPU devices they run at once on `threads` worker threads;
+//!    parameters (with staleness, those of a round up to `max_delay` back, drawn per client);
+//!    on CPU devices they run at once on `threads` worker threads;
 //! 3. participants whose threat model grants it (full knowledge) then answer, given the
 //!    benign updates of step 2;
 //! 4. the aggregator turns the updates into one step, which is added to the global
@@ -19,9 +20,10 @@ use crate::train::ModelSpec;
 use crate::update::{Aggregator, ServerRound, Update};
 use fl_data::NUM_CLASSES;
 use fl_data::rng::stream;
+use rand::RngExt;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -47,6 +49,10 @@ pub struct RoundMetrics {
     pub clients: Vec<usize>,
     /// Clients whose update the aggregator kept.
     pub kept: Vec<usize>,
+    /// With staleness: how many rounds old each sampled client's starting model was, in
+    /// `clients` order (absent for synchronous rounds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delays: Vec<usize>,
     /// The server rule's own figures for the round (absent when it reports none).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub server: BTreeMap<String, f64>,
@@ -65,6 +71,8 @@ pub struct Federation {
     participants: Vec<Box<dyn Participant>>,
     aggregator: Box<dyn Aggregator>,
     global: Vec<f32>,
+    /// The global models at the start of the last `max_delay` rounds, newest first.
+    recent: VecDeque<Vec<f32>>,
     test: LocalData,
     round: usize,
 }
@@ -101,6 +109,7 @@ impl Federation {
             participants,
             aggregator,
             global,
+            recent: VecDeque::new(),
             test,
             round: 0,
         })
@@ -111,11 +120,30 @@ impl Federation {
         &self.global
     }
 
-    /// Replaces the global parameters (e.g. to resume from a checkpoint).
+    /// Replaces the global parameters (e.g. to resume from a checkpoint); the models stale
+    /// clients start from are forgotten, so with `max_delay` > 0 the rounds that follow differ
+    /// from an uninterrupted run's.
     pub fn set_global(&mut self, params: Vec<f32>, round: usize) {
         assert_eq!(params.len(), self.global.len());
         self.global = params;
+        self.recent.clear();
         self.round = round;
+    }
+
+    /// How many rounds old the model `client` starts round `round` from: uniform in
+    /// 0..=max_delay from `stream(seed, "staleness", [client, round])`, at most the rounds
+    /// run before (0 without staleness).
+    pub fn delay(&self, client: usize, round: usize) -> usize {
+        let max = self.config.max_delay;
+        if max == 0 {
+            return 0;
+        }
+        let mut rng = stream(
+            self.config.seed,
+            "staleness",
+            &[client as u64, round as u64],
+        );
+        rng.random_range(0..=max).min(self.recent.len())
     }
 
     /// The model architecture and device.
@@ -163,7 +191,8 @@ impl Federation {
         let round = self.round + 1;
         let started = Instant::now();
         let sampled = self.sample_clients(round);
-        let updates = self.collect_updates(round, &sampled)?;
+        let delays: Vec<usize> = sampled.iter().map(|&k| self.delay(k, round)).collect();
+        let updates = self.collect_updates(round, &sampled, &delays)?;
         let train_s = started.elapsed().as_secs_f64();
 
         let t = Instant::now();
@@ -178,6 +207,10 @@ impl Federation {
                 round,
                 what: format!("aggregated update value {i}"),
             });
+        }
+        if self.config.max_delay > 0 {
+            self.recent.push_front(self.global.clone());
+            self.recent.truncate(self.config.max_delay);
         }
         for (g, d) in self.global.iter_mut().zip(&agg.delta) {
             *g += d;
@@ -202,6 +235,11 @@ impl Federation {
             round,
             clients: sampled,
             kept: agg.kept,
+            delays: if self.config.max_delay > 0 {
+                delays
+            } else {
+                Vec::new()
+            },
             server: agg.metrics,
             train_loss,
             test,
@@ -237,10 +275,23 @@ impl Federation {
         Ok(all)
     }
 
-    fn collect_updates(&mut self, round: usize, sampled: &[usize]) -> Result<Vec<Update>> {
+    /// The updates of the `sampled` clients, each trained from the model `delays` (in
+    /// `sampled` order) rounds old.
+    fn collect_updates(
+        &mut self,
+        round: usize,
+        sampled: &[usize],
+        delays: &[usize],
+    ) -> Result<Vec<Update>> {
         let (observers, others): (Vec<usize>, Vec<usize>) = sampled
             .iter()
             .partition(|&&k| self.participants[k].observes_benign_updates());
+        let mut starts: Vec<&[f32]> = vec![&self.global; self.participants.len()];
+        for (&k, &d) in sampled.iter().zip(delays) {
+            if d > 0 {
+                starts[k] = &self.recent[d - 1];
+            }
+        }
         let mut ctx = RoundContext {
             round,
             seed: self.config.seed,
@@ -250,7 +301,7 @@ impl Federation {
             benign_updates: &[],
         };
         let threads = self.config.worker_threads().min(others.len()).max(1);
-        let mut first = run_parallel(&mut self.participants, &others, &ctx, threads)?;
+        let mut first = run_parallel(&mut self.participants, &others, &ctx, &starts, threads)?;
         let benign: Vec<Update> = first
             .iter()
             .filter(|u| !self.participants[u.client].is_adversarial())
@@ -258,28 +309,40 @@ impl Federation {
             .collect();
         ctx.benign_updates = &benign;
         for k in observers {
-            first.push(self.participants[k].update(&ctx)?);
+            let own = RoundContext {
+                global: starts[k],
+                ..ctx
+            };
+            first.push(self.participants[k].update(&own)?);
         }
         first.sort_by_key(|u| u.client);
         Ok(first)
     }
 }
 
-/// Calls `update` of the participants at `ids` on `threads` worker threads; results in `ids`
-/// order, independent of scheduling.
+/// Calls `update` of the participants at `ids` on `threads` worker threads, client `k` with
+/// `ctx` starting from `starts[k]`; results in `ids` order, independent of scheduling.
 fn run_parallel(
     participants: &mut [Box<dyn Participant>],
     ids: &[usize],
     ctx: &RoundContext<'_>,
+    starts: &[&[f32]],
     threads: usize,
 ) -> Result<Vec<Update>> {
+    let ctx_of = |k: usize| RoundContext {
+        global: starts[k],
+        ..*ctx
+    };
     let mut chosen: Vec<(usize, &mut Box<dyn Participant>)> = participants
         .iter_mut()
         .enumerate()
         .filter(|(k, _)| ids.contains(k))
         .collect();
     if threads <= 1 {
-        return chosen.iter_mut().map(|(_, p)| p.update(ctx)).collect();
+        return chosen
+            .iter_mut()
+            .map(|(k, p)| p.update(&ctx_of(*k)))
+            .collect();
     }
     let queue = Mutex::new(chosen.iter_mut().enumerate());
     let results: Vec<Mutex<Option<Result<Update>>>> =
@@ -289,8 +352,8 @@ fn run_parallel(
             s.spawn(|| {
                 loop {
                     let next = queue.lock().expect("queue lock").next();
-                    let Some((slot, (_, p))) = next else { break };
-                    let r = p.update(ctx);
+                    let Some((slot, (k, p))) = next else { break };
+                    let r = p.update(&ctx_of(*k));
                     *results[slot].lock().expect("result lock") = Some(r);
                 }
             });

@@ -8,12 +8,14 @@ use crate::update::Update;
 use fl_data::rng::{Stream, stream};
 
 /// What the server hands a participant in a round.
+#[derive(Clone, Copy)]
 pub struct RoundContext<'a> {
     /// Round number, from 1.
     pub round: usize,
     /// The run's seed (participants derive their own streams from it).
     pub seed: u64,
-    /// The global parameters this round starts from.
+    /// The global parameters this participant starts from: the current model, or with
+    /// staleness (`max_delay`) that of a recent round; its update is taken against these.
     pub global: &'a [f32],
     /// The model architecture and device.
     pub spec: &'a ModelSpec,

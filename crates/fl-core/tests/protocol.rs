@@ -397,12 +397,98 @@ fn a_stateful_rule_defined_outside_sees_each_round_and_keeps_its_state() {
     assert!(line.contains("\"server\":{\"velocity_norm\""), "{line}");
 }
 
+/// (round, first parameter of the model a client started the round from).
+type Starts = Arc<Mutex<Vec<(usize, f32)>>>;
+
+/// A client that records the model it starts each round from and sends +1 everywhere.
+struct Recorder {
+    client: usize,
+    starts: Starts,
+}
+
+impl Participant for Recorder {
+    fn client(&self) -> usize {
+        self.client
+    }
+    fn num_samples(&self) -> usize {
+        1
+    }
+    fn update(&mut self, ctx: &RoundContext<'_>) -> fl_core::Result<Update> {
+        self.starts.lock().unwrap().push((ctx.round, ctx.global[0]));
+        Ok(Update {
+            client: self.client,
+            delta: vec![1.0; ctx.global.len()],
+            num_samples: 1,
+            train_loss: 0.0,
+        })
+    }
+}
+
+#[test]
+fn stale_clients_start_from_the_drawn_round_and_their_steps_land_on_the_current_model() {
+    use rand::RngExt;
+    let cfg = FedConfig {
+        max_delay: 3,
+        rounds: 8,
+        ..small_config()
+    };
+    let p = Prepared::load(&cfg).unwrap();
+    let logs: Vec<Starts> = (0..4).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+    let ps = logs
+        .iter()
+        .enumerate()
+        .map(|(k, l)| {
+            Box::new(Recorder {
+                client: k,
+                starts: l.clone(),
+            }) as Box<dyn Participant>
+        })
+        .collect();
+    let mut fed = p.federation(ps, aggregator("fedavg").unwrap()).unwrap();
+    let g0 = fed.global()[0];
+    let m = fed.run(&mut |_| {}).unwrap();
+    // Every step is +1 whatever the staleness, so round r starts from g0 + (r - 1), and a
+    // client d rounds stale from g0 + (r - 1 - d).
+    assert!((fed.global()[0] - (g0 + 8.0)).abs() < 1e-5);
+    let mut stale = 0;
+    for row in &m {
+        let r = row.round;
+        assert_eq!(row.delays.len(), 4);
+        for (&k, &d) in row.clients.iter().zip(&row.delays) {
+            // The draw by hand: uniform in 0..=3 from the client's stream, capped by the
+            // rounds run before.
+            let mut rng = stream(cfg.seed, "staleness", &[k as u64, r as u64]);
+            let want = rng.random_range(0..=3usize).min(r - 1);
+            assert_eq!(d, want, "client {k}, round {r}");
+            let seen = logs[k].lock().unwrap()[r - 1];
+            assert_eq!(seen.0, r);
+            assert!(
+                (seen.1 - (g0 + (r - 1 - d) as f32)).abs() < 1e-5,
+                "{seen:?}, d {d}"
+            );
+            stale += usize::from(d > 0);
+        }
+    }
+    assert!(
+        stale > 8,
+        "the draws do reach back: {stale} stale starts of 32"
+    );
+    // Round 1 has nothing older than the initial model.
+    assert!(m[0].delays.iter().all(|&d| d == 0));
+    let line = serde_json::to_string(&m[3]).unwrap();
+    assert!(line.contains("\"delays\":["), "{line}");
+}
+
 #[test]
 fn rules_without_figures_leave_metrics_lines_as_they_were() {
     let mut e = Experiment::build(&small_config()).unwrap();
     let m = e.federation.run_round().unwrap();
-    assert!(m.server.is_empty());
-    assert!(!serde_json::to_string(&m).unwrap().contains("server"));
+    assert!(m.server.is_empty() && m.delays.is_empty());
+    let line = serde_json::to_string(&m).unwrap();
+    assert!(
+        !line.contains("server") && !line.contains("delays"),
+        "{line}"
+    );
 }
 
 #[test]

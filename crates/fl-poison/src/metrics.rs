@@ -166,6 +166,7 @@ mod tests {
                 round,
                 clients: vec![0, 1],
                 kept: vec![0, 1],
+                delays: Vec::new(),
                 server: Default::default(),
                 train_loss: 0.1,
                 test: None,

@@ -95,11 +95,10 @@ impl AttackRun {
     }
 
     /// The number of rounds before the attack starts when they cannot depend on the target
-    /// (a fixed start round; a start accuracy makes the start depend on the run).
+    /// (a fixed start round; a start accuracy makes the start depend on the run), and a warm
+    /// start can carry them (not with staleness: the recent models are not carried).
     pub fn warm_up_rounds(&self) -> Option<usize> {
-        self.attack
-            .start_accuracy
-            .is_none()
+        (self.attack.start_accuracy.is_none() && self.prepared.config.max_delay == 0)
             .then(|| self.attack.start_round.saturating_sub(1))
     }
 
