@@ -11,6 +11,7 @@
 use crate::inference::{im2col, linear, linear_relu, take};
 use crate::matmul::matmul;
 use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
+use crate::train::{OptimizerKind, TrainConfig};
 
 /// The revision of the training step's arithmetic: it changes whenever a change to these
 /// kernels (or to [`crate::matmul`]) changes their bits, so that models cached by an earlier
@@ -352,5 +353,99 @@ impl Sgd {
             .iter_mut()
             .zip(dir)
             .for_each(|(p, d)| *p -= self.lr * d);
+    }
+}
+
+/// Adam with PyTorch's semantics: `g += weight_decay * p`; `m = b1 m + (1 - b1) g`,
+/// `v = b2 v + (1 - b2) g^2`; `p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)`, `t`
+/// counting the steps taken.
+#[derive(Debug, Clone)]
+pub struct Adam {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    epsilon: f32,
+    weight_decay: f32,
+    steps: i32,
+    m: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl Adam {
+    /// A fresh optimizer (moments zero, no step taken).
+    pub fn new(lr: f64, beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64) -> Self {
+        Self {
+            lr: lr as f32,
+            beta1: beta1 as f32,
+            beta2: beta2 as f32,
+            epsilon: epsilon as f32,
+            weight_decay: weight_decay as f32,
+            steps: 0,
+            m: Vec::new(),
+            v: Vec::new(),
+        }
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> i32 {
+        self.steps
+    }
+
+    /// Applies one step with gradient `grad` (overwritten) to `params`.
+    pub fn step(&mut self, params: &mut [f32], grad: &mut [f32]) {
+        if self.m.is_empty() {
+            self.m = vec![0.0; params.len()];
+            self.v = vec![0.0; params.len()];
+        }
+        self.steps += 1;
+        let bias1 = 1.0 - self.beta1.powi(self.steps);
+        let bias2 = 1.0 - self.beta2.powi(self.steps);
+        for (((p, g), m), v) in params
+            .iter_mut()
+            .zip(grad.iter_mut())
+            .zip(self.m.iter_mut())
+            .zip(self.v.iter_mut())
+        {
+            if self.weight_decay > 0.0 {
+                *g += self.weight_decay * *p;
+            }
+            *m = self.beta1 * *m + (1.0 - self.beta1) * *g;
+            *v = self.beta2 * *v + (1.0 - self.beta2) * *g * *g;
+            let update = (*m / bias1) / ((*v / bias2).sqrt() + self.epsilon);
+            *p -= self.lr * update;
+        }
+    }
+}
+
+/// The local optimizer of the CPU kernels, as `[train]` chooses it.
+#[derive(Debug, Clone)]
+pub enum Optimizer {
+    /// SGD (with momentum when `train.momentum` > 0).
+    Sgd(Sgd),
+    /// Adam.
+    Adam(Adam),
+}
+
+impl Optimizer {
+    /// A fresh optimizer for `cfg`.
+    pub fn new(cfg: &TrainConfig) -> Self {
+        match cfg.optimizer {
+            OptimizerKind::Sgd => Self::Sgd(Sgd::new(cfg.lr, cfg.momentum, cfg.weight_decay)),
+            OptimizerKind::Adam => Self::Adam(Adam::new(
+                cfg.lr,
+                cfg.adam.beta1,
+                cfg.adam.beta2,
+                cfg.adam.epsilon,
+                cfg.weight_decay,
+            )),
+        }
+    }
+
+    /// Applies one step with gradient `grad` (overwritten) to `params`.
+    pub fn step(&mut self, params: &mut [f32], grad: &mut [f32]) {
+        match self {
+            Self::Sgd(o) => o.step(params, grad),
+            Self::Adam(o) => o.step(params, grad),
+        }
     }
 }

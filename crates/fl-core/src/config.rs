@@ -162,6 +162,35 @@ mod tests {
         assert!(err(|c| c.train.weight_decay = -1.0).contains("weight_decay"));
         assert!(err(|c| c.train.batch_size = 0).contains("batch_size"));
         assert!(err(|c| c.train.epochs = 0).contains("epochs"));
+        let adam = |c: &mut FedConfig| c.train.optimizer = crate::train::OptimizerKind::Adam;
+        assert!(
+            err(|c| {
+                adam(c);
+                c.train.momentum = 0.9;
+            })
+            .contains("momentum applies to sgd")
+        );
+        assert!(
+            err(|c| {
+                adam(c);
+                c.train.adam.beta1 = 1.0;
+            })
+            .contains("adam.beta1")
+        );
+        assert!(
+            err(|c| {
+                adam(c);
+                c.train.adam.beta2 = -0.1;
+            })
+            .contains("adam.beta2")
+        );
+        assert!(
+            err(|c| {
+                adam(c);
+                c.train.adam.epsilon = 0.0;
+            })
+            .contains("adam.epsilon")
+        );
     }
 
     #[test]

@@ -102,6 +102,13 @@ impl Federation {
                 )));
             }
         }
+        if config.train.keep_optimizer_state && spec.cpu_kernels.is_none() {
+            return Err(CoreError::Config(
+                "train.keep_optimizer_state needs the CPU kernels (the flex device): burn's \
+                 optimizers are rebuilt for every round's model"
+                    .into(),
+            ));
+        }
         let global = spec.initial_params(config.seed);
         Ok(Self {
             config,

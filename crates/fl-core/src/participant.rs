@@ -3,7 +3,7 @@
 
 use crate::data::LocalData;
 use crate::error::Result;
-use crate::train::{ModelSpec, TrainConfig, TrainStats, train_local};
+use crate::train::{ModelSpec, OptimizerState, TrainConfig, TrainStats, train_local_with};
 use crate::update::Update;
 use fl_data::rng::{Stream, stream};
 
@@ -33,10 +33,22 @@ impl RoundContext<'_> {
         stream(self.seed, purpose, &[client as u64, self.round as u64])
     }
 
-    /// Trains the global model on `data` as a benign client would; returns the parameters.
+    /// Trains the global model on `data` as a benign client would, with a fresh optimizer;
+    /// returns the parameters.
     pub fn train_from_global(&self, client: usize, data: &LocalData) -> (Vec<f32>, TrainStats) {
+        self.train_from_global_with(client, data, &mut OptimizerState::default())
+    }
+
+    /// [`RoundContext::train_from_global`] continuing the client's optimizer `state` (kept
+    /// across rounds when `train.keep_optimizer_state`).
+    pub fn train_from_global_with(
+        &self,
+        client: usize,
+        data: &LocalData,
+        state: &mut OptimizerState,
+    ) -> (Vec<f32>, TrainStats) {
         let mut rng = self.rng("local-shuffle", client);
-        train_local(self.spec, self.global, data, self.train, &mut rng)
+        train_local_with(self.spec, self.global, data, self.train, &mut rng, state)
     }
 
     /// Local minus global parameters.
@@ -84,17 +96,27 @@ pub trait Participant: Send {
 pub struct BenignClient {
     client: usize,
     data: LocalData,
+    optim: OptimizerState,
 }
 
 impl BenignClient {
     /// A client holding `data`.
     pub fn new(client: usize, data: LocalData) -> Self {
-        Self { client, data }
+        Self {
+            client,
+            data,
+            optim: OptimizerState::default(),
+        }
     }
 
     /// Its data.
     pub fn data(&self) -> &LocalData {
         &self.data
+    }
+
+    /// Its optimizer as kept between rounds (empty unless `train.keep_optimizer_state`).
+    pub fn optimizer_state(&self) -> &OptimizerState {
+        &self.optim
     }
 }
 
@@ -108,7 +130,7 @@ impl Participant for BenignClient {
     }
 
     fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
-        let (local, stats) = ctx.train_from_global(self.client, &self.data);
+        let (local, stats) = ctx.train_from_global_with(self.client, &self.data, &mut self.optim);
         Ok(ctx.update_from(self.client, &local, stats, self.data.len()))
     }
 }

@@ -1,6 +1,6 @@
 //! Local training: SGD over a participant's data for some epochs, seeded shuffles.
 
-use crate::backprop::{Sgd, gradient};
+use crate::backprop::{Optimizer, gradient};
 use crate::data::{LocalData, PIXELS};
 use crate::error::{CoreError, Result};
 use crate::model::{Classifier, ModelKind, SIDE};
@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use fl_data::rng::Stream;
 use rand::seq::SliceRandom;
@@ -29,6 +29,17 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Local epochs per round.
     pub epochs: usize,
+    /// `sgd` (the default; `momentum` applies) or `adam` (`[train.adam]` applies).
+    #[serde(skip_serializing_if = "OptimizerKind::is_sgd")]
+    pub optimizer: OptimizerKind,
+    /// Adam's betas and epsilon.
+    #[serde(skip_serializing_if = "AdamParams::is_default")]
+    pub adam: AdamParams,
+    /// Keep each client's optimizer state (SGD's momentum buffer, Adam's moments and step
+    /// count) from one round to the next, as the FedPoisonMIA authors' clients do; `false`
+    /// (the default) starts every round afresh. Needs the CPU kernels (the flex device).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keep_optimizer_state: bool,
 }
 
 impl Default for TrainConfig {
@@ -39,7 +50,56 @@ impl Default for TrainConfig {
             weight_decay: 0.0,
             batch_size: 32,
             epochs: 1,
+            optimizer: OptimizerKind::Sgd,
+            adam: AdamParams::default(),
+            keep_optimizer_state: false,
         }
+    }
+}
+
+/// The local optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent.
+    #[default]
+    Sgd,
+    /// Adam (Kingma and Ba).
+    Adam,
+}
+
+impl OptimizerKind {
+    fn is_sgd(&self) -> bool {
+        *self == Self::Sgd
+    }
+}
+
+/// Adam's parameters: PyTorch's defaults (burn's own epsilon is 1e-5, so it is set
+/// explicitly on every path).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdamParams {
+    /// Decay of the first moment.
+    pub beta1: f64,
+    /// Decay of the second moment.
+    pub beta2: f64,
+    /// Added to the root of the second moment.
+    pub epsilon: f64,
+}
+
+impl Default for AdamParams {
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        }
+    }
+}
+
+impl AdamParams {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -68,10 +128,39 @@ impl TrainConfig {
         if self.epochs == 0 {
             return bad("train.epochs cannot be zero".into());
         }
+        if self.optimizer == OptimizerKind::Adam {
+            if self.momentum > 0.0 {
+                return bad(
+                    "train.momentum applies to sgd; adam's moments are train.adam.beta1 and beta2"
+                        .into(),
+                );
+            }
+            for (name, b) in [("beta1", self.adam.beta1), ("beta2", self.adam.beta2)] {
+                if !(0.0..1.0).contains(&b) {
+                    return bad(format!("train.adam.{name} must be in [0, 1), got {b}"));
+                }
+            }
+            if !(self.adam.epsilon > 0.0 && self.adam.epsilon.is_finite()) {
+                return bad(format!(
+                    "train.adam.epsilon must be positive, got {}",
+                    self.adam.epsilon
+                ));
+            }
+        }
         Ok(())
     }
 
     fn optimizer(&self) -> burn::optim::ModuleOptimizer {
+        if self.optimizer == OptimizerKind::Adam {
+            let mut cfg = AdamConfig::new()
+                .with_beta_1(self.adam.beta1 as f32)
+                .with_beta_2(self.adam.beta2 as f32)
+                .with_epsilon(self.adam.epsilon as f32);
+            if self.weight_decay > 0.0 {
+                cfg = cfg.with_weight_decay(Some(WeightDecayConfig::new(self.weight_decay as f32)));
+            }
+            return cfg.init();
+        }
         let mut cfg = SgdConfig::new();
         if self.momentum > 0.0 {
             // Burn's default dampening is 0.1; PyTorch's (and the literature's) is 0.
@@ -177,7 +266,20 @@ pub(crate) fn batch(
     )
 }
 
-/// Trains a copy of `params` on `data` with SGD; returns the new parameters and statistics.
+/// A client's optimizer between rounds: empty until its first training, and kept there
+/// only when `train.keep_optimizer_state` (on the CPU kernels).
+#[derive(Debug, Clone, Default)]
+pub struct OptimizerState(Option<Optimizer>);
+
+impl OptimizerState {
+    /// The optimizer kept, if any.
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.0.as_ref()
+    }
+}
+
+/// Trains a copy of `params` on `data` with the configured optimizer, fresh; returns the new
+/// parameters and statistics.
 ///
 /// `rng` decides the order of samples in each epoch; the same stream gives the same result.
 pub fn train_local(
@@ -187,8 +289,28 @@ pub fn train_local(
     cfg: &TrainConfig,
     rng: &mut Stream,
 ) -> (Vec<f32>, TrainStats) {
+    train_local_with(spec, params, data, cfg, rng, &mut OptimizerState::default())
+}
+
+/// [`train_local`] continuing from the optimizer in `state` (when there is one), which keeps
+/// the optimizer afterwards when `cfg.keep_optimizer_state`. Outside the CPU kernels the
+/// optimizer is burn's, always fresh ([`Federation`](crate::Federation) refuses
+/// `keep_optimizer_state` there).
+pub fn train_local_with(
+    spec: &ModelSpec,
+    params: &[f32],
+    data: &LocalData,
+    cfg: &TrainConfig,
+    rng: &mut Stream,
+    state: &mut OptimizerState,
+) -> (Vec<f32>, TrainStats) {
     if spec.cpu_kernels.is_some() {
-        return train_local_cpu(spec, params, data, cfg, rng);
+        let mut optim = state.0.take().unwrap_or_else(|| Optimizer::new(cfg));
+        let out = train_local_cpu(spec, params, data, cfg, rng, &mut optim);
+        if cfg.keep_optimizer_state {
+            state.0 = Some(optim);
+        }
+        return out;
     }
     let device = spec.device.clone().autodiff();
     // In an Option so each step can move the model into the optimizer and put the result back.
@@ -231,17 +353,18 @@ fn for_each_batch(
     TrainStats::new(loss_sum, steps, data, cfg)
 }
 
-/// [`train_local`] with this crate's CPU kernels: the same shuffles and batches, the same SGD.
+/// [`train_local`] with this crate's CPU kernels: the same shuffles and batches, the same
+/// optimizer semantics, stepping `optim`.
 fn train_local_cpu(
     spec: &ModelSpec,
     params: &[f32],
     data: &LocalData,
     cfg: &TrainConfig,
     rng: &mut Stream,
+    optim: &mut Optimizer,
 ) -> (Vec<f32>, TrainStats) {
     let mut p = params.to_vec();
     let mut grad = vec![0.0f32; p.len()];
-    let mut optim = Sgd::new(cfg.lr, cfg.momentum, cfg.weight_decay);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     let stats = for_each_batch(data, cfg, rng, |chunk| {
         images.clear();

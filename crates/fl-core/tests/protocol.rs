@@ -1,9 +1,12 @@
 //! The core on the bundled fixtures: parameters, training, the round protocol, determinism.
 
+use fl_core::backprop::Optimizer;
 use fl_core::experiment::{Experiment, Prepared, aggregator};
 use fl_core::model::{Classifier, ModelKind};
 use fl_core::params::{load_flat, seeded_init, to_flat};
-use fl_core::train::{ModelSpec, TrainConfig, train_local};
+use fl_core::train::{
+    ModelSpec, OptimizerKind, OptimizerState, TrainConfig, train_local, train_local_with,
+};
 use fl_core::{
     Aggregate, Aggregator, CoreError, DeviceKind, FedConfig, Participant, RoundContext,
     ServerRound, Update,
@@ -153,6 +156,7 @@ fn cpu_kernels_training_with_momentum_and_decay_follows_burn() {
         weight_decay: 1e-3,
         batch_size: 16,
         epochs: 2,
+        ..Default::default()
     };
     for kind in [ModelKind::Cnn, ModelKind::Mlp] {
         let burn = spec(kind);
@@ -183,6 +187,154 @@ fn cpu_kernels_training_with_momentum_and_decay_follows_burn() {
         let (again, _) = train_local(&native, &init, &data, &tc, &mut stream(2, "t", &[]));
         assert_eq!(again, b, "{kind:?}: same inputs, same bits");
     }
+}
+
+#[test]
+fn cpu_kernels_adam_follows_burn_adam() {
+    let p = Prepared::load(&small_config()).unwrap();
+    let data = p.client_data(0);
+    for weight_decay in [0.0, 1e-3] {
+        let tc = TrainConfig {
+            lr: 2e-3,
+            weight_decay,
+            batch_size: 16,
+            epochs: 2,
+            optimizer: OptimizerKind::Adam,
+            ..Default::default()
+        };
+        tc.validate().unwrap();
+        for kind in [ModelKind::Cnn, ModelKind::Mlp] {
+            let burn = spec(kind);
+            let native = ModelSpec {
+                cpu_kernels: Some(1),
+                ..spec(kind)
+            };
+            let init = burn.initial_params(9);
+            let (a, sa) = train_local(&burn, &init, &data, &tc, &mut stream(2, "t", &[]));
+            let (b, sb) = train_local(&native, &init, &data, &tc, &mut stream(2, "t", &[]));
+            let moved = worst_difference(&a, &init);
+            let worst = worst_difference(&a, &b);
+            assert!(
+                moved > 0.01,
+                "{kind:?}: Adam moved the parameters ({moved})"
+            );
+            assert!(
+                worst < 1e-3,
+                "{kind:?}, decay {weight_decay}: after 14 Adam steps the parameters differ \
+                 by {worst} (moved {moved})"
+            );
+            assert!(
+                (sa.loss - sb.loss).abs() < 1e-3,
+                "{} vs {}",
+                sa.loss,
+                sb.loss
+            );
+        }
+    }
+}
+
+#[test]
+fn a_kept_optimizer_state_continues_where_the_last_round_stopped() {
+    let p = Prepared::load(&small_config()).unwrap();
+    let data = p.client_data(1);
+    let native = ModelSpec {
+        cpu_kernels: Some(1),
+        ..spec(ModelKind::Cnn)
+    };
+    let init = native.initial_params(4);
+    for (optimizer, momentum) in [(OptimizerKind::Adam, 0.0), (OptimizerKind::Sgd, 0.9)] {
+        let tc = TrainConfig {
+            lr: if optimizer == OptimizerKind::Adam {
+                1e-3
+            } else {
+                0.02
+            },
+            momentum,
+            batch_size: 16,
+            epochs: 1,
+            optimizer,
+            keep_optimizer_state: true,
+            ..Default::default()
+        };
+        let fresh = TrainConfig {
+            keep_optimizer_state: false,
+            ..tc.clone()
+        };
+        // Round 1 is the same with or without keeping; round 2 continues the kept state.
+        let mut state = OptimizerState::default();
+        let rng = |r: u64| stream(5, "t", &[r]);
+        let (p1, _) = train_local_with(&native, &init, &data, &tc, &mut rng(1), &mut state);
+        let (q1, _) = train_local(&native, &init, &data, &fresh, &mut rng(1));
+        assert_eq!(
+            p1, q1,
+            "{optimizer:?}: the first round starts fresh either way"
+        );
+        assert!(state.optimizer().is_some(), "{optimizer:?}: kept");
+        let (p2, _) = train_local_with(&native, &p1, &data, &tc, &mut rng(2), &mut state);
+        let (q2, _) = train_local(&native, &q1, &data, &fresh, &mut rng(2));
+        assert_ne!(p2, q2, "{optimizer:?}: the kept state changes round 2");
+        if let Some(Optimizer::Adam(a)) = state.optimizer() {
+            assert_eq!(
+                a.steps(),
+                14,
+                "7 steps a round (100 samples, batches of 16), twice"
+            );
+        }
+        // Replaying both rounds from a copy of the state after round 1 gives the same bits.
+        let mut again = OptimizerState::default();
+        train_local_with(&native, &init, &data, &tc, &mut rng(1), &mut again);
+        let (r2, _) = train_local_with(&native, &p1, &data, &tc, &mut rng(2), &mut again);
+        assert_eq!(r2, p2, "{optimizer:?}: same state, same bits");
+    }
+}
+
+#[test]
+fn benign_clients_keep_their_optimizer_across_rounds_only_on_the_kernels() {
+    let cfg = FedConfig {
+        train: TrainConfig {
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            keep_optimizer_state: true,
+            ..Default::default()
+        },
+        ..small_config()
+    };
+    let kept = Experiment::build(&cfg)
+        .unwrap()
+        .federation
+        .run(&mut |_| {})
+        .unwrap();
+    let fresh_cfg = FedConfig {
+        train: TrainConfig {
+            keep_optimizer_state: false,
+            ..cfg.train.clone()
+        },
+        ..cfg.clone()
+    };
+    let fresh = Experiment::build(&fresh_cfg)
+        .unwrap()
+        .federation
+        .run(&mut |_| {})
+        .unwrap();
+    assert_eq!(
+        kept[0].train_loss, fresh[0].train_loss,
+        "round 1 is the same"
+    );
+    assert_ne!(
+        kept[1].train_loss, fresh[1].train_loss,
+        "round 2 continues the moments"
+    );
+    let mut p = Prepared::load(&cfg).unwrap();
+    p.spec.cpu_kernels = None;
+    let e = p
+        .federation(p.benign_participants(), aggregator("fedavg").unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("keep_optimizer_state needs the CPU kernels"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -38,6 +38,7 @@ impl Default for OracleRecipe {
                 weight_decay: 0.0,
                 batch_size: 64,
                 epochs: 3,
+                ..Default::default()
             },
         }
     }

@@ -416,6 +416,7 @@ fn one_step(ctx: &RoundContext<'_>, data: &LocalData, purpose: usize) -> Vec<f32
         weight_decay: 0.0,
         batch_size: data.len().max(1),
         epochs: 1,
+        ..Default::default()
     };
     let mut rng = ctx.rng("mia-step", purpose);
     let (local, _) = train_local(ctx.spec, ctx.global, data, &cfg, &mut rng);
