@@ -1,4 +1,5 @@
-//! `fl bench round` (the fixed benchmark workload, timed per round) and `fl bench aggregators`.
+//! `fl bench round` (the fixed benchmark workload, timed per round), `fl bench cell` (one
+//! default cell of the GAN-poisoning study, timed whole and split) and `fl bench aggregators`.
 //!
 //! The round workload: MNIST, 10 clients x 600 samples (client i gets training images
 //! i*600..(i+1)*600), `cnn`, 1 local epoch, batch 32, plain SGD lr 0.05, FedAvg, evaluation on
@@ -141,9 +142,144 @@ pub fn round(
     })
 }
 
+/// What `fl bench cell` prints: the default cell of the study (`configs/gan-poison.toml`, full
+/// MNIST, 1 -> 9, seed 1) run `runs` times as a sweep runs it, the median time and its split.
+#[derive(Debug, Serialize)]
+pub struct CellBench {
+    /// Fixed description of the workload.
+    pub workload: &'static str,
+    /// Worker threads inside the cell.
+    pub threads: usize,
+    /// Timed runs.
+    pub runs: usize,
+    /// Median wall time of a cell, seconds.
+    pub cell_s_median: f64,
+    /// Every run's wall time, seconds.
+    pub cell_s: Vec<f64>,
+    /// Median split of a cell (seconds): benign clients' local training.
+    pub benign_train_s: f64,
+    /// The generator's training steps.
+    pub generator_s: f64,
+    /// Drawing the fake and poison images.
+    pub sampling_s: f64,
+    /// The adversary's local training.
+    pub adversary_train_s: f64,
+    /// Evaluation of the global model.
+    pub eval_s: f64,
+    /// Aggregation.
+    pub aggregate_s: f64,
+    /// The rest: building the run (data, split, models), the fidelity scoring and previews.
+    pub rest_s: f64,
+    /// Peak resident memory of the process, MiB (Linux; `None` elsewhere).
+    pub peak_rss_mib: Option<f64>,
+    /// The cell's average attack accuracy (the same in every run).
+    pub avg_attack_accuracy: Option<f64>,
+}
+
+/// The process's peak resident set size in MiB (`VmHWM` of `/proc/self/status`).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(round6(kib / 1024.0))
+}
+
+/// Runs the default cell `runs` times on `threads` worker threads (the fidelity oracle is
+/// trained first if it is not cached, outside the timing).
+pub fn cell(data_dir: &Path, threads: usize, runs: usize) -> Result<CellBench> {
+    use crate::attack::{conclude, fidelity_oracle, resolve_attack};
+    use crate::config::server_rule;
+    use fl_poison::AttackRun;
+    let mut table: toml::Table = include_str!("../../../configs/gan-poison.toml").parse()?;
+    table.insert(
+        "data_dir".into(),
+        toml::Value::String(data_dir.display().to_string()),
+    );
+    table.insert("threads".into(), toml::Value::Integer(threads as i64));
+    let (fed, attack, defense) = resolve_attack(table)?;
+    if fl_data::dataset::locate(&data_dir.join("mnist"), "train-images-idx3-ubyte").is_none() {
+        anyhow::bail!(
+            "the default cell needs the full MNIST under {} (cargo xtask download)",
+            data_dir.display()
+        );
+    }
+    let effective = attack.federated_config(&fed);
+    let spec = fl_core::experiment::Prepared::spec_of(&effective)?;
+    let oracle = fidelity_oracle(&effective, &attack, &spec)?;
+    let mut splits: Vec<[f64; 8]> = Vec::new();
+    let mut value = None;
+    for r in 0..runs {
+        let started = std::time::Instant::now();
+        let mut run = AttackRun::build_with(&fed, &attack, server_rule(&fed, &defense)?)?;
+        let rows = run.run(&mut |_| {})?;
+        let (summary, _) = conclude(&run, &effective, &rows, oracle.as_ref());
+        let total = started.elapsed().as_secs_f64();
+        let sum = |f: fn(&fl_core::federation::RoundTime) -> f64| -> f64 {
+            rows.iter().map(|m| f(&m.base.time)).sum()
+        };
+        let (train, eval, aggregate) = (
+            sum(|t| t.train_s),
+            sum(|t| t.eval_s),
+            sum(|t| t.aggregate_s),
+        );
+        let log = run.handle.log();
+        let adv =
+            |f: fn(&fl_poison::AdversaryTiming) -> f64| -> f64 { log.timing.values().map(f).sum() };
+        let (generator, sampling, adversary) = (
+            adv(|t| t.generator_s),
+            adv(|t| t.sampling_s),
+            adv(|t| t.train_s),
+        );
+        let benign = train - generator - sampling - adversary;
+        let rest = total - train - eval - aggregate;
+        eprintln!(
+            "run {}: {total:.1} s (benign training {benign:.1}, generator {generator:.1}, \
+             sampling {sampling:.1}, adversary training {adversary:.1}, evaluation {eval:.1}, \
+             rest {rest:.1})",
+            r + 1
+        );
+        splits.push([
+            total, benign, generator, sampling, adversary, eval, aggregate, rest,
+        ]);
+        value = summary.attack.avg_attack_accuracy;
+    }
+    let med = |i: usize| round6(median(splits.iter().map(|s| s[i]).collect()));
+    Ok(CellBench {
+        workload: "configs/gan-poison.toml: full mnist, 10 clients x 600 iid, cnn, 30 rounds, \
+                   gan attack 1 -> 9 from round 3 (25 generator steps of 64, 300 fake + 300 \
+                   poison, boost 10), fidelity of 500 images",
+        threads,
+        runs,
+        cell_s_median: med(0),
+        cell_s: splits.iter().map(|s| round6(s[0])).collect(),
+        benign_train_s: med(1),
+        generator_s: med(2),
+        sampling_s: med(3),
+        adversary_train_s: med(4),
+        eval_s: med(5),
+        aggregate_s: med(6),
+        rest_s: med(7),
+        peak_rss_mib: peak_rss_mib(),
+        avg_attack_accuracy: value,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::median;
+
+    #[test]
+    fn the_cell_bench_says_it_needs_the_full_data() {
+        let e = super::cell(std::path::Path::new("no-such-folder"), 1, 1).unwrap_err();
+        assert!(e.to_string().contains("needs the full MNIST"), "{e}");
+    }
+
+    #[test]
+    fn peak_memory_is_read_where_linux_reports_it() {
+        if let Some(m) = super::peak_rss_mib() {
+            assert!(m > 1.0, "{m} MiB");
+        }
+    }
 
     #[test]
     fn median_by_hand() {

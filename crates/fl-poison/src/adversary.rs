@@ -11,6 +11,7 @@ use fl_gan::{Gan, GanStats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 /// What the adversary did in one round it was sampled in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,18 @@ pub struct AdversaryRound {
     pub own_accuracy: Option<f64>,
 }
 
+/// Where the adversary's time went in one round, in seconds (for benchmarks; never written to
+/// `metrics.jsonl`, whose numbers must not depend on the machine's speed).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct AdversaryTiming {
+    /// Training the generator against the global model.
+    pub generator_s: f64,
+    /// Drawing the fake and poison images.
+    pub sampling_s: f64,
+    /// Local training on its (own plus generated) set.
+    pub train_s: f64,
+}
+
 /// The adversary's record, shared with whoever runs the federation.
 #[derive(Debug, Clone, Default)]
 pub struct AttackLog {
@@ -34,6 +47,8 @@ pub struct AttackLog {
     pub started_at: Option<usize>,
     /// Per round in which the adversary was sampled.
     pub rounds: BTreeMap<usize, AdversaryRound>,
+    /// Per round in which the adversary was sampled: its time split.
+    pub timing: BTreeMap<usize, AdversaryTiming>,
 }
 
 /// What the runner keeps of the adversary: its log and, for the GAN attack, its generator.
@@ -118,8 +133,13 @@ impl Adversary {
         }
     }
 
-    /// The local set of an attack round.
-    fn attack_data(&self, ctx: &RoundContext<'_>) -> Result<(LocalData, Option<GanStats>)> {
+    /// The local set of an attack round; the generator's and the sampling's time go to
+    /// `timing`.
+    fn attack_data(
+        &self,
+        ctx: &RoundContext<'_>,
+        timing: &mut AdversaryTiming,
+    ) -> Result<(LocalData, Option<GanStats>)> {
         let mut data = self.own.clone();
         match self.cfg.method {
             AttackMethod::None => unreachable!("the benign twin never builds an attack set"),
@@ -138,8 +158,11 @@ impl Adversary {
                     .as_ref()
                     .expect("the GAN attack has a generator");
                 let mut gan = gan.lock().unwrap_or_else(|p| p.into_inner());
+                let started = Instant::now();
                 let stats =
                     gan.train_against(ctx.spec, ctx.global, self.cfg.generate, ctx.round)?;
+                timing.generator_s = started.elapsed().as_secs_f64();
+                let started = Instant::now();
                 let mut rng = ctx.rng("attack-samples", self.client);
                 let mut add = |n: usize, label: usize| {
                     let images = gan.sample(n, &mut rng);
@@ -153,6 +176,7 @@ impl Adversary {
                 if self.cfg.poison {
                     add(self.cfg.n_poison, self.cfg.target);
                 }
+                timing.sampling_s = started.elapsed().as_secs_f64();
                 Ok((data, Some(stats)))
             }
         }
@@ -178,14 +202,17 @@ impl Participant for Adversary {
             self.handle.log().started_at.get_or_insert(ctx.round);
         }
         let malicious = attacking && self.cfg.method != AttackMethod::None;
+        let mut timing = AdversaryTiming::default();
         let (data, gan, train) = if malicious {
-            let (d, g) = self.attack_data(ctx)?;
+            let (d, g) = self.attack_data(ctx, &mut timing)?;
             (d, g, &self.train)
         } else {
             (self.own.clone(), None, ctx.train)
         };
         let mut rng = ctx.rng("local-shuffle", self.client);
+        let started = Instant::now();
         let (local, stats) = train_local(ctx.spec, ctx.global, &data, train, &mut rng);
+        timing.train_s = started.elapsed().as_secs_f64();
         let mut update = ctx.update_from(self.client, &local, stats, self.own.len());
         if malicious && self.cfg.boost != 1.0 {
             let boost = self.cfg.boost as f32;
@@ -197,7 +224,8 @@ impl Participant for Adversary {
                 reason: format!("its round-{} update is not finite", ctx.round),
             });
         }
-        self.handle.log().rounds.insert(
+        let mut log = self.handle.log();
+        log.rounds.insert(
             ctx.round,
             AdversaryRound {
                 attacking,
@@ -207,6 +235,8 @@ impl Participant for Adversary {
                 own_accuracy,
             },
         );
+        log.timing.insert(ctx.round, timing);
+        drop(log);
         Ok(update)
     }
 }

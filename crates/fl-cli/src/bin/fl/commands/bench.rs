@@ -19,6 +19,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         reps: usize,
     },
+    /// Time the default cell of the GAN-poisoning study (configs/gan-poison.toml, 1 -> 9) as a
+    /// sweep runs it: median of several runs, split into benign training, generator, sampling,
+    /// adversary training, evaluation and the rest; peak memory. Needs the full MNIST.
+    Cell {
+        /// Folder holding the full datasets.
+        #[arg(long, env = "FL_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Worker threads inside the cell.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Timed runs (median reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Time FedAvg rounds of the fixed workload (MNIST, 10 clients x 600, cnn, batch 32).
     Round {
         /// Compute device.
@@ -55,6 +69,18 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             }
             let rows = fl_cli::bench::aggregators(&n, dim, reps)?;
             println!("{}", serde_json::to_string_pretty(&rows)?);
+            Ok(())
+        }
+        BenchCommand::Cell {
+            data_dir,
+            threads,
+            runs,
+        } => {
+            if runs == 0 || threads == 0 {
+                anyhow::bail!("--runs and --threads must be at least 1");
+            }
+            let report = fl_cli::bench::cell(&data_dir, threads, runs)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         BenchCommand::Round {
