@@ -1,13 +1,14 @@
 //! `cargo xtask cross-cpu`: the same seeded runs on several simulated machines must give the
 //! same bits.
 //!
-//! Three short runs on the bundled fixtures (FedAvg training, the GAN reconstruction +
-//! poisoning attack with its fidelity oracle, FedPoisonMIA) are made natively, then on other
-//! "machines": under `qemu-x86_64 -cpu Haswell` (AVX2 + FMA, no AVX-512: another vector width
-//! and instruction set), with the kernel's cache description (`/sys/devices/system/cpu`, which
-//! is what gemm reads to choose its blocking, even under qemu) replaced by those of other CPUs
-//! in a private mount namespace, and on one core. Every `metrics.jsonl` (timings removed) and
-//! `summary.json` (its `time` removed) must equal the native run's exactly.
+//! Short runs on the bundled fixtures (a three-cell sweep on two workers with a shared
+//! warm-up, FedAvg training, the GAN reconstruction + poisoning attack with its fidelity
+//! oracle, FedPoisonMIA) are made natively, then on other "machines": under `qemu-x86_64 -cpu
+//! Haswell` (AVX2 + FMA, no AVX-512: another vector width and instruction set), with the
+//! kernel's cache description (`/sys/devices/system/cpu`, which is what gemm reads to choose
+//! its blocking, even under qemu) replaced by those of other CPUs in a private mount
+//! namespace, and on one core. Every `metrics.jsonl` (timings removed), `summary.json` (its
+//! `time` removed) and sweep cell (its wall time removed) must equal the native run's exactly.
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -125,11 +126,47 @@ fn fake_cache_tree(root: &Path, l1: (usize, usize), l2: (usize, usize), l3: usiz
     Ok(())
 }
 
+/// The sweep compared across machines: three cells on the fixtures, two of one G sharing
+/// their warm-up, on two workers (base data folder replaced by `--data-dir`).
+const SWEEP_GRID: &str = r#"
+name = "cross-cpu"
+datasets = ["mnist"]
+pairs = [[1, 9], [1, 4], [4, 9]]
+seeds = [5]
+
+[base]
+dataset = "mnist"
+clients = 3
+rounds = 3
+test_samples = 300
+
+[base.partition]
+scheme = "iid"
+samples_per_client = 200
+
+[base.attack]
+start_round = 2
+n_fake = 20
+n_poison = 20
+boost = 4.0
+samples_every = 0
+fidelity_samples = 64
+
+[base.attack.gan]
+steps = 2
+batch_size = 8
+"#;
+
 /// The seeded runs compared across machines: name and `fl` arguments (output and data folders
-/// are appended).
-fn runs() -> Vec<(&'static str, Vec<&'static str>)> {
-    let s = |v: &[&'static str]| v.to_vec();
+/// are appended); `grid` is where [`SWEEP_GRID`] was written.
+fn runs(grid: &Path) -> Vec<(&'static str, Vec<String>)> {
+    let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let grid = grid.display().to_string();
     vec![
+        (
+            "sweep",
+            s(&["sweep", "--grid", &grid, "--jobs", "2", "--threads", "1"]),
+        ),
         (
             "train",
             s(&[
@@ -225,7 +262,34 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// A run folder's `metrics.jsonl` and `summary.json`, or a sweep folder's cells (each
+    /// without its wall time) in file-name order.
     fn read(dir: &Path) -> Result<Self> {
+        let cells = dir.join("cells");
+        if cells.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&cells)?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<_>>()?;
+            files.retain(|f| f.extension().is_some_and(|e| e == "json"));
+            files.sort();
+            let metrics = files
+                .iter()
+                .map(|f| {
+                    let mut cell: Value = serde_json::from_str(&std::fs::read_to_string(f)?)?;
+                    if let Some(c) = cell.as_object_mut() {
+                        c.remove("seconds");
+                    }
+                    if let Some(summary) = cell.get_mut("summary") {
+                        *summary = without_time(summary.take());
+                    }
+                    Ok(cell)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Self {
+                metrics,
+                summary: Value::Null,
+            });
+        }
         let text = std::fs::read_to_string(dir.join("metrics.jsonl"))
             .with_context(|| format!("reading {}/metrics.jsonl", dir.display()))?;
         let metrics = text
@@ -243,6 +307,15 @@ impl Outcome {
     /// The figures printed beside the verdict: the last round's loss at full precision and
     /// the attack's headline number.
     fn headline(&self) -> String {
+        if self.summary.is_null() {
+            let values: Vec<String> = self
+                .metrics
+                .iter()
+                .filter_map(|c| c.pointer("/summary/attack/avg_attack_accuracy"))
+                .map(|v| v.to_string())
+                .collect();
+            return format!("cells' average attack accuracy {}", values.join(", "));
+        }
         let loss = self
             .metrics
             .last()
@@ -318,9 +391,10 @@ pub fn cross_cpu(out: Option<&Path>, require_all: bool, skip_qemu: bool) -> Resu
         let _ = std::fs::remove_dir_all(&scratch);
         let data_dir = scratch.join("data");
         fixture_data(&root, &data_dir)?;
-        for (r_index, (name, args)) in runs().into_iter().enumerate() {
+        let grid = scratch.join("grid.toml");
+        std::fs::write(&grid, SWEEP_GRID)?;
+        for (r_index, (name, mut args)) in runs(&grid).into_iter().enumerate() {
             let dir = scratch.join(name);
-            let mut args: Vec<String> = args.into_iter().map(String::from).collect();
             args.extend(["--quiet", "--data-dir"].map(String::from));
             args.push(data_dir.display().to_string());
             args.push("--out".into());

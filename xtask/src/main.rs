@@ -3,8 +3,9 @@
 //! - `cargo xtask download`: fetch MNIST / Fashion-MNIST into the data dir, verified by SHA-256;
 //! - `cargo xtask fixtures`: rebuild the balanced subsets committed under `fixtures/`;
 //! - `cargo xtask sweep`: the full 90-pair study (`fl sweep --preset full`);
-//! - `cargo xtask cross-cpu`: the same seeded runs natively, under qemu as another CPU, with
-//!   other cache sizes and on one core must give identical numbers.
+//! - `cargo xtask cross-cpu`: the same seeded runs (sweep, train, both attack families)
+//!   natively, under qemu as another CPU, with other cache sizes and on one core must give
+//!   identical numbers.
 
 mod cross_cpu;
 
@@ -33,7 +34,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run short seeded train, GAN-attack and MIA runs natively, under `qemu-x86_64 -cpu
+    /// Run a short seeded sweep, train, GAN-attack and MIA run natively, under `qemu-x86_64 -cpu
     /// Haswell`, with other CPUs' cache sizes (a private mount namespace, needs root) and on one
     /// core, and fail unless every metrics.jsonl and summary.json equals the native one.
     CrossCpu {
