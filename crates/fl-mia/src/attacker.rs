@@ -1,6 +1,6 @@
 //! The malicious clients: benign before the attack, then the crafted update of the method.
 
-use crate::config::{Knowledge, MiaConfig, MiaMethod};
+use crate::config::{Knowledge, MiaConfig, MiaMethod, Selection};
 use fl_core::data::LocalData;
 use fl_core::error::Result;
 use fl_core::geometry::{angle, angle_from, dot, norm, sq_distance};
@@ -174,7 +174,9 @@ impl Combination {
 }
 
 /// The greedy search of FedPoisonMIA: up to `steps` times, try every unused mask update `m_c`
-/// as `mean(selected + m_c) + alpha g_attack` and keep the feasible one of largest norm.
+/// as `mean(selected + m_c) + alpha g_attack` and keep the feasible one of largest norm; send
+/// the masks chosen at the end, or with [`Selection::BestNorm`] the candidate of largest norm
+/// seen over the iterations.
 /// `alpha` is the largest of `alphas` (descending) at which some mask gives a feasible
 /// update; with the masks chosen, alpha is then raised as far as the constraint allows. With no
 /// mask feasible at any alpha, the largest feasible `alpha g_attack` alone; with nothing
@@ -189,6 +191,7 @@ pub fn greedy(
     constraint: Constraint,
     steps: usize,
     alphas: &[f64],
+    selection: Selection,
 ) -> Crafted {
     let bound = constraint.bound(refs);
     let mut found: Option<(f64, Vec<usize>)> = None;
@@ -196,7 +199,7 @@ pub fn greedy(
         let p = Products::new(g_attack, masks, refs);
         let ok = |c: &Combination, a: f64| c.measure(&p, a, constraint).1 <= bound;
         for (i, &a0) in alphas.iter().enumerate() {
-            let chosen = select_masks(&p, a0, constraint, bound, steps);
+            let chosen = select_masks(&p, a0, constraint, bound, steps, selection);
             if let Some((combo, chosen)) = chosen {
                 // a0 is feasible with these masks; a larger alpha may be too.
                 let a = alphas[..i]
@@ -245,16 +248,20 @@ pub fn greedy(
 }
 
 /// Up to `steps` rounds of: add the unused mask whose `mean(selected + m) + alpha g` is
-/// feasible with the largest norm. `None` when not even one mask is feasible.
+/// feasible with the largest norm. Returns the final selection, or with
+/// [`Selection::BestNorm`] the largest-norm one of the rounds (the earliest on ties); `None`
+/// when not even one mask is feasible.
 fn select_masks(
     p: &Products,
     alpha: f64,
     constraint: Constraint,
     bound: f64,
     steps: usize,
+    selection: Selection,
 ) -> Option<(Combination, Vec<usize>)> {
     let mut combo = Combination::empty(p);
     let mut chosen: Vec<usize> = Vec::new();
+    let mut best_seen: Option<(f64, Combination, Vec<usize>)> = None;
     for _ in 0..steps {
         let mut best: Option<(usize, f64, Combination)> = None;
         for c in (0..p.gm.len()).filter(|c| !chosen.contains(c)) {
@@ -264,11 +271,17 @@ fn select_masks(
                 best = Some((c, n, next));
             }
         }
-        let Some((c, _, next)) = best else { break };
+        let Some((c, n, next)) = best else { break };
         chosen.push(c);
         combo = next;
+        if best_seen.as_ref().is_none_or(|b| n > b.0) {
+            best_seen = Some((n, combo.clone(), chosen.clone()));
+        }
     }
-    (!chosen.is_empty()).then_some((combo, chosen))
+    match selection {
+        Selection::Final => (!chosen.is_empty()).then_some((combo, chosen)),
+        Selection::BestNorm => best_seen.map(|(_, combo, chosen)| (combo, chosen)),
+    }
 }
 
 /// Alphas from `max` down to `min` in steps of a factor 1.2 (both ends included), largest
@@ -361,6 +374,7 @@ impl Attacker {
                     constraint,
                     self.cfg.greedy_steps,
                     &alpha_grid(self.cfg.alpha_max, self.cfg.alpha_min),
+                    self.cfg.selection,
                 );
                 tracing::debug!(round = ctx.round, ?c.log, "crafted");
                 self.log.insert(ctx.round, c.log);
@@ -519,7 +533,15 @@ mod tests {
             vec![2.0, 1.0, 0.0],
             vec![0.5, 0.5, 0.0],
         ];
-        let c = greedy(&g, &masks, &r, Constraint::Angle, 1, &[1.0]);
+        let c = greedy(
+            &g,
+            &masks,
+            &r,
+            Constraint::Angle,
+            1,
+            &[1.0],
+            Selection::Final,
+        );
         assert!(c.log.feasible);
         assert_eq!(c.log.masks, 1);
         assert_eq!(c.delta, vec![2.1, 1.1, 0.0]);
@@ -532,8 +554,46 @@ mod tests {
             Constraint::Angle,
             1,
             &alpha_grid(100.0, 0.01),
+            Selection::Final,
         );
         assert!((c.log.alpha - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn best_norm_selection_sends_the_largest_candidate_seen_not_the_last() {
+        // Benign updates 90 degrees apart: a candidate is feasible while x >= 0 and y >= 0.
+        let r = vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0]];
+        let g = vec![0.1, 0.1, 0.0];
+        // Round 1 picks mask 0 (candidate (5.1, 0.3), norm 5.11, against (0.2, 1.1) for mask
+        // 1); round 2 can only add mask 1: mean (2.55, 0.6) + g = (2.65, 0.7), norm 2.74.
+        let masks = vec![vec![5.0, 0.2, 0.0], vec![0.1, 1.0, 0.0]];
+        let last = greedy(
+            &g,
+            &masks,
+            &r,
+            Constraint::Angle,
+            5,
+            &[1.0],
+            Selection::Final,
+        );
+        assert_eq!(last.log.masks, 2);
+        let best = greedy(
+            &g,
+            &masks,
+            &r,
+            Constraint::Angle,
+            5,
+            &[1.0],
+            Selection::BestNorm,
+        );
+        assert_eq!(best.log.masks, 1);
+        let near = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        assert!(near(&last.delta, &[2.65, 0.7, 0.0]), "{:?}", last.delta);
+        assert!(near(&best.delta, &[5.1, 0.3, 0.0]), "{:?}", best.delta);
+        assert!(best.log.norm > last.log.norm && best.log.feasible);
+        // With one step the two agree.
+        let one = |s| greedy(&g, &masks, &r, Constraint::Angle, 1, &[1.0], s).delta;
+        assert_eq!(one(Selection::Final), one(Selection::BestNorm));
     }
 
     #[test]
@@ -550,6 +610,7 @@ mod tests {
             Constraint::Angle,
             5,
             &alpha_grid(10.0, 0.01),
+            Selection::Final,
         );
         assert!(c.log.feasible && c.log.masks == 1);
         assert!(c.log.alpha < 1.0 && c.log.alpha > 0.01, "{}", c.log.alpha);
@@ -576,7 +637,15 @@ mod tests {
         let masks = vecs(12, 0.3);
         let g = vecs(1, -0.1).remove(0);
         for constraint in [Constraint::Angle, Constraint::Distance] {
-            let c = greedy(&g, &masks, &refs, constraint, 3, &alpha_grid(4.0, 0.05));
+            let c = greedy(
+                &g,
+                &masks,
+                &refs,
+                constraint,
+                3,
+                &alpha_grid(4.0, 0.05),
+                Selection::Final,
+            );
             assert!(c.log.feasible, "{constraint:?}");
             assert!(c.log.worst <= c.log.bound + 1e-6);
             let direct = direct_greedy(&g, &masks, &refs, constraint, 3, &alpha_grid(4.0, 0.05));
@@ -644,12 +713,28 @@ mod tests {
     fn nothing_feasible_falls_back_to_the_poison_update() {
         let r = refs();
         let g = vec![-1.0, -1.0, 0.0]; // 135 degrees from both: beyond the bound
-        let c = greedy(&g, &[vec![0.0, 0.0, 1.0]], &r, Constraint::Angle, 5, &[1.0]);
+        let c = greedy(
+            &g,
+            &[vec![0.0, 0.0, 1.0]],
+            &r,
+            Constraint::Angle,
+            5,
+            &[1.0],
+            Selection::Final,
+        );
         assert!(!c.log.feasible);
         assert_eq!(c.delta, g);
         assert_eq!(c.log.masks, 0);
         // One reference gives no bound: always the fallback.
-        let c = greedy(&[1.0, 0.0, 0.0], &[], &r[..1], Constraint::Angle, 5, &[1.0]);
+        let c = greedy(
+            &[1.0, 0.0, 0.0],
+            &[],
+            &r[..1],
+            Constraint::Angle,
+            5,
+            &[1.0],
+            Selection::Final,
+        );
         assert!(!c.log.feasible);
     }
 
@@ -664,6 +749,7 @@ mod tests {
             Constraint::Distance,
             1,
             &alpha_grid(100.0, 0.01),
+            Selection::Final,
         );
         // alpha (0.1, 0.1) within distance 1 of (1, 0): (1 - x)^2 + x^2 <= 1, x = alpha / 10,
         // so alpha <= 10; the grid's next value below is 100 / 1.2^13 = 9.35.

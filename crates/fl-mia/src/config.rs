@@ -102,6 +102,25 @@ pub enum PassiveRule {
     Confidence,
 }
 
+/// Which of the greedy search's candidates a constrained attack sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// The masks chosen when the search ends (after `greedy_steps` additions, or when no
+    /// further mask keeps the update feasible).
+    #[default]
+    Final,
+    /// The feasible candidate of largest norm seen over the search's iterations, as the
+    /// FedPoisonMIA authors' code sends it.
+    BestNorm,
+}
+
+impl Selection {
+    fn is_final(&self) -> bool {
+        *self == Self::Final
+    }
+}
+
 /// Unchecked membership-attack parameters (the `[mia]` config section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -121,8 +140,13 @@ pub struct MiaConfig {
     pub greedy_steps: usize,
     /// The largest factor alpha on the poison update that is tried.
     pub alpha_max: f64,
-    /// The smallest factor alpha tried (alphas between go in steps of a factor 1.2).
+    /// The smallest factor alpha tried (alphas between go in steps of a factor 1.2; the
+    /// authors' code fixes alpha at 1: `alpha_max = alpha_min = 1`).
     pub alpha_min: f64,
+    /// `final` (the default) or `best-norm` (the authors' choice): which greedy candidate is
+    /// sent.
+    #[serde(skip_serializing_if = "Selection::is_final")]
+    pub selection: Selection,
     /// First attack round (the malicious clients behave benignly before). Membership is
     /// judged on the global model after every round; "best" counts rounds from this one on.
     pub start_round: usize,
@@ -145,6 +169,7 @@ impl Default for MiaConfig {
             greedy_steps: 5,
             alpha_max: 100.0,
             alpha_min: 0.01,
+            selection: Selection::Final,
             start_round: 5,
             attack_rounds: None,
             passive_rule: PassiveRule::Loss,
