@@ -1,11 +1,11 @@
 //! The malicious clients: benign before the attack, then the crafted update of the method.
 
-use crate::config::{Knowledge, MiaConfig, MiaMethod, Selection};
+use crate::config::{AttackSteps, Knowledge, MiaConfig, MiaMethod, Selection};
 use fl_core::data::LocalData;
 use fl_core::error::Result;
 use fl_core::geometry::{angle, angle_from, dot, norm, sq_distance};
 use fl_core::participant::{BenignClient, Participant, RoundContext};
-use fl_core::train::{TrainConfig, train_local};
+use fl_core::train::{OptimizerState, TrainConfig, train_local, train_local_with};
 use fl_core::update::Update;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -338,8 +338,13 @@ impl Attacker {
         &self.log
     }
 
-    /// The update every malicious client sends in this (attack) round; computed once per round.
-    fn malicious_update(&mut self, ctx: &RoundContext<'_>) -> Vec<f32> {
+    /// The update every malicious client sends in this (attack) round; computed once per round,
+    /// by the first to ask, from its optimizer `state` (with `attack_steps = "own-optimizer"`).
+    fn malicious_update(&mut self, ctx: &RoundContext<'_>, state: &OptimizerState) -> Vec<f32> {
+        let steps = self.cfg.attack_steps;
+        let one_step = |ctx: &RoundContext<'_>, data: &LocalData, purpose: usize| {
+            one_step(ctx, data, purpose, steps, state)
+        };
         if let Some((r, d)) = &self.crafted
             && *r == ctx.round
         {
@@ -422,18 +427,40 @@ impl Attacker {
     }
 }
 
-/// The update of one plain SGD step (the run's learning rate) on all of `data` as one batch.
-fn one_step(ctx: &RoundContext<'_>, data: &LocalData, purpose: usize) -> Vec<f32> {
-    let cfg = TrainConfig {
-        lr: ctx.train.lr,
-        momentum: 0.0,
-        weight_decay: 0.0,
-        batch_size: data.len().max(1),
-        epochs: 1,
-        ..Default::default()
+/// The update of one step on all of `data` as one batch: plain SGD at the run's learning rate,
+/// or with [`AttackSteps::OwnOptimizer`] the run's optimizer continuing a copy of `state` (so
+/// the client's own state is left as it was).
+fn one_step(
+    ctx: &RoundContext<'_>,
+    data: &LocalData,
+    purpose: usize,
+    steps: AttackSteps,
+    state: &OptimizerState,
+) -> Vec<f32> {
+    let cfg = match steps {
+        AttackSteps::Sgd => TrainConfig {
+            lr: ctx.train.lr,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            batch_size: data.len().max(1),
+            epochs: 1,
+            ..Default::default()
+        },
+        AttackSteps::OwnOptimizer => TrainConfig {
+            batch_size: data.len().max(1),
+            epochs: 1,
+            ..ctx.train.clone()
+        },
     };
     let mut rng = ctx.rng("mia-step", purpose);
-    let (local, _) = train_local(ctx.spec, ctx.global, data, &cfg, &mut rng);
+    let (local, _) = train_local_with(
+        ctx.spec,
+        ctx.global,
+        data,
+        &cfg,
+        &mut rng,
+        &mut state.clone(),
+    );
     ctx.delta(&local)
 }
 
@@ -493,7 +520,10 @@ impl Participant for MaliciousClient {
         if !self.cfg.attacks_in(ctx.round) {
             return self.benign.update(ctx);
         }
-        let delta = self.attacker.lock().malicious_update(ctx);
+        let delta = self
+            .attacker
+            .lock()
+            .malicious_update(ctx, self.benign.optimizer_state());
         Ok(Update {
             client: self.client(),
             delta,
@@ -557,6 +587,66 @@ mod tests {
             Selection::Final,
         );
         assert!((c.log.alpha - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn own_optimizer_steps_are_adam_steps_that_leave_the_clients_state_as_it_was() {
+        use fl_core::backprop::Optimizer;
+        use fl_core::model::ModelKind;
+        use fl_core::train::{ModelSpec, OptimizerKind};
+        let spec = ModelSpec {
+            kind: ModelKind::Mlp,
+            outputs: 11,
+            device: fl_core::DeviceKind::Flex.device().unwrap(),
+            cpu_kernels: Some(1),
+        };
+        let global = spec.initial_params(3);
+        let mut rng = fl_data::rng::stream(1, "test-images", &[]);
+        let data = LocalData {
+            images: (0..8 * fl_core::data::PIXELS)
+                .map(|_| rand::RngExt::random_range(&mut rng, -1.0f32..1.0))
+                .collect(),
+            labels: (0..8).map(|i| (i % 10) as u8).collect(),
+        };
+        let lr = 1e-3;
+        let train = TrainConfig {
+            lr,
+            optimizer: OptimizerKind::Adam,
+            keep_optimizer_state: true,
+            ..Default::default()
+        };
+        let ctx = RoundContext {
+            round: 4,
+            seed: 7,
+            global: &global,
+            spec: &spec,
+            train: &train,
+            benign_updates: &[],
+        };
+        // A fresh Adam's first step moves every parameter by at most lr, most by nearly lr.
+        let fresh = OptimizerState::default();
+        let d = one_step(&ctx, &data, 0, AttackSteps::OwnOptimizer, &fresh);
+        let biggest = d.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        assert!(
+            biggest <= lr as f32 * 1.0001 && biggest > 0.9 * lr as f32,
+            "{biggest}"
+        );
+        let sgd = one_step(&ctx, &data, 0, AttackSteps::Sgd, &fresh);
+        assert_ne!(d, sgd, "plain SGD steps are another update");
+        // From a kept state: the same step twice, and the state untouched.
+        let mut state = OptimizerState::default();
+        let mut r = fl_data::rng::stream(2, "t", &[]);
+        train_local_with(&spec, &global, &data, &train, &mut r, &mut state);
+        let steps = |s: &OptimizerState| match s.optimizer() {
+            Some(Optimizer::Adam(a)) => a.steps(),
+            _ => -1,
+        };
+        assert_eq!(steps(&state), 1);
+        let a = one_step(&ctx, &data, 0, AttackSteps::OwnOptimizer, &state);
+        let b = one_step(&ctx, &data, 0, AttackSteps::OwnOptimizer, &state);
+        assert_eq!(a, b);
+        assert_eq!(steps(&state), 1, "restored");
+        assert_ne!(a, d, "the kept moments shape the step");
     }
 
     #[test]

@@ -121,6 +121,25 @@ impl Selection {
     }
 }
 
+/// How the attacker computes `g_attack` and the cover updates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackSteps {
+    /// One plain SGD step at the run's learning rate (no momentum, no weight decay).
+    #[default]
+    Sgd,
+    /// One step of the crafting client's own optimizer (`[train]`'s: Adam with its kept
+    /// moments under `train.keep_optimizer_state`), its state restored afterwards, as the
+    /// FedPoisonMIA authors' code does.
+    OwnOptimizer,
+}
+
+impl AttackSteps {
+    fn is_sgd(&self) -> bool {
+        *self == Self::Sgd
+    }
+}
+
 /// Unchecked membership-attack parameters (the `[mia]` config section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -147,6 +166,10 @@ pub struct MiaConfig {
     /// sent.
     #[serde(skip_serializing_if = "Selection::is_final")]
     pub selection: Selection,
+    /// `sgd` (the default) or `own-optimizer` (the authors' choice): the step that makes
+    /// `g_attack` and each cover update.
+    #[serde(skip_serializing_if = "AttackSteps::is_sgd")]
+    pub attack_steps: AttackSteps,
     /// First attack round (the malicious clients behave benignly before). Membership is
     /// judged on the global model after every round; "best" counts rounds from this one on.
     pub start_round: usize,
@@ -170,6 +193,7 @@ impl Default for MiaConfig {
             alpha_max: 100.0,
             alpha_min: 0.01,
             selection: Selection::Final,
+            attack_steps: AttackSteps::Sgd,
             start_round: 5,
             attack_rounds: None,
             passive_rule: PassiveRule::Loss,
