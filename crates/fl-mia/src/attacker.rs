@@ -307,6 +307,7 @@ pub struct Attacker {
     own: Vec<(usize, LocalData)>,
     crafted: Option<(usize, Vec<f32>)>,
     log: BTreeMap<usize, CraftLog>,
+    held: Option<Vec<f32>>,
 }
 
 impl Attacker {
@@ -330,7 +331,22 @@ impl Attacker {
             own,
             crafted: None,
             log: BTreeMap::new(),
+            held: None,
         }
+    }
+
+    /// Notes the model malicious client `client` starts a round from; the first malicious
+    /// client's is the model the attacker holds.
+    fn hold(&mut self, client: usize, start: &[f32]) {
+        if self.own.first().is_some_and(|(k, _)| *k == client) {
+            self.held = Some(start.to_vec());
+        }
+    }
+
+    /// The model the attacker holds: the one its first malicious client last started a round
+    /// from (`None` before it was first sampled).
+    pub fn held_model(&self) -> Option<&[f32]> {
+        self.held.as_deref()
     }
 
     /// The log of attack rounds so far, by round.
@@ -517,6 +533,7 @@ impl Participant for MaliciousClient {
     }
 
     fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
+        self.attacker.lock().hold(self.client(), ctx.global);
         if !self.cfg.attacks_in(ctx.round) {
             return self.benign.update(ctx);
         }

@@ -140,6 +140,24 @@ impl AttackSteps {
     }
 }
 
+/// Which model the attacker judges membership on after each round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum JudgeOn {
+    /// The new global model (the one the attacker receives next).
+    #[default]
+    Global,
+    /// The model the attacker holds: the one its (first) malicious client last started a
+    /// round from, stale under `max_delay`, as the FedPoisonMIA authors judge.
+    AttackerModel,
+}
+
+impl JudgeOn {
+    fn is_global(&self) -> bool {
+        *self == Self::Global
+    }
+}
+
 /// Unchecked membership-attack parameters (the `[mia]` config section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -170,6 +188,10 @@ pub struct MiaConfig {
     /// `g_attack` and each cover update.
     #[serde(skip_serializing_if = "AttackSteps::is_sgd")]
     pub attack_steps: AttackSteps,
+    /// `global` (the default) or `attacker-model` (the authors' choice): what membership is
+    /// judged on.
+    #[serde(skip_serializing_if = "JudgeOn::is_global")]
+    pub judge_on: JudgeOn,
     /// First attack round (the malicious clients behave benignly before). Membership is
     /// judged on the global model after every round; "best" counts rounds from this one on.
     pub start_round: usize,
@@ -194,6 +216,7 @@ impl Default for MiaConfig {
             alpha_min: 0.01,
             selection: Selection::Final,
             attack_steps: AttackSteps::Sgd,
+            judge_on: JudgeOn::Global,
             start_round: 5,
             attack_rounds: None,
             passive_rule: PassiveRule::Loss,

@@ -1,7 +1,7 @@
 //! A federated run with malicious clients inferring membership, judged after every round.
 
 use crate::attacker::{Attacker, AttackerHandle, CraftLog, MaliciousClient};
-use crate::config::{MiaConfig, MiaMethod, PassiveRule};
+use crate::config::{JudgeOn, MiaConfig, MiaMethod, PassiveRule};
 use crate::metrics::{MembershipScores, roc};
 use crate::targets::{TargetSet, own_sample};
 use fl_core::data::LocalData;
@@ -79,6 +79,15 @@ pub struct MiaSummary {
     pub at_final: MembershipScores,
     /// Mean attack accuracy over the attack period.
     pub mean_accuracy: f64,
+    /// Mean attack accuracy over the last 50 rounds of the attack period (all of them when
+    /// fewer): the FedPoisonMIA authors' settled figure (absent in summaries written before
+    /// it was recorded).
+    #[serde(default)]
+    pub last50_mean_accuracy: Option<f64>,
+    /// Best attack accuracy over every round, those before the attack included: the authors'
+    /// "best" (a round before the attack says nothing of the attack).
+    #[serde(default)]
+    pub best_accuracy_all_rounds: Option<f64>,
     /// Main-task test accuracy after the last round (non-member targets left out).
     pub main_accuracy: f64,
     /// Share of (malicious client, attack round) updates the aggregator kept.
@@ -180,11 +189,17 @@ impl MiaRun {
         })
     }
 
-    /// The attacker's decisions on the current global model. The rule reads only the model's
-    /// outputs and the targets' true labels (which the attacker holds), never membership.
+    /// The attacker's decisions on the current global model, or with `judge_on =
+    /// "attacker-model"` on the model it holds (the current global model until its client is
+    /// first sampled). The rule reads only the model's outputs and the targets' true labels
+    /// (which the attacker holds), never membership.
     pub fn judge(&self) -> Judgement {
         let spec = self.federation.spec();
-        let global = self.federation.global();
+        let held = match self.mia.judge_on {
+            JudgeOn::Global => None,
+            JudgeOn::AttackerModel => self.attacker.lock().held_model().map(<[f32]>::to_vec),
+        };
+        let global = held.as_deref().unwrap_or(self.federation.global());
         let on_targets = outputs(spec, global, &self.targets.data);
         let scores: Vec<f64> = on_targets.iter().map(|t| t.1).collect();
         let decisions = match self.mia.method {
@@ -304,6 +319,13 @@ impl MiaRun {
             mean_accuracy: round6(
                 period.iter().map(|r| r.membership.accuracy).sum::<f64>() / period.len() as f64,
             ),
+            last50_mean_accuracy: {
+                let last = &period[period.len().saturating_sub(50)..];
+                Some(round6(
+                    last.iter().map(|r| r.membership.accuracy).sum::<f64>() / last.len() as f64,
+                ))
+            },
+            best_accuracy_all_rounds: rows.iter().map(|r| r.membership.accuracy).reduce(f64::max),
             main_accuracy: round6(main_accuracy),
             malicious_kept_share: (sampled > 0).then(|| round6(kept as f64 / sampled as f64)),
             feasible_rounds: (!crafted.is_empty())

@@ -5,7 +5,7 @@ use fl_core::experiment::Experiment;
 use fl_core::{FedAvg, FedConfig};
 use fl_defense::Atm;
 use fl_mia::targets::Origin;
-use fl_mia::{MiaConfig, MiaMethod, MiaRun};
+use fl_mia::{JudgeOn, MiaConfig, MiaMethod, MiaRun};
 use std::path::PathBuf;
 
 fn fixtures() -> PathBuf {
@@ -49,6 +49,44 @@ fn a_passive_attacker_leaves_the_training_as_it_was() {
     let s = run.summary(&rows).unwrap();
     assert_eq!(s.malicious_kept_share, None, "no attack rounds");
     assert_eq!(s.best_round, 2.max(s.best_round));
+    // Under 50 attack rounds the authors' settled mean is the plain mean; their best counts
+    // the rounds before the attack too.
+    assert_eq!(s.last50_mean_accuracy, Some(s.mean_accuracy));
+    let all = rows
+        .iter()
+        .map(|r| r.membership.accuracy)
+        .fold(0.0, f64::max);
+    assert_eq!(s.best_accuracy_all_rounds, Some(all));
+    assert!(all >= s.best_accuracy);
+}
+
+#[test]
+fn judging_the_attackers_model_lags_the_global_one_by_its_staleness() {
+    // Without staleness and with every client sampled, the model the attacker holds in round
+    // r is the global model after round r - 1: its judgements are the global ones, one round
+    // late. Judging never changes training.
+    let cfg = fed(4, 4);
+    let go = |judge_on| {
+        let m = MiaConfig {
+            judge_on,
+            ..mia(MiaMethod::FedPoisonMia)
+        };
+        let mut run = MiaRun::build(&cfg, &m, Box::new(FedAvg)).unwrap();
+        let rows = run.run(&mut |_| {}).unwrap();
+        (rows, run.federation.global().to_vec())
+    };
+    let (global, g1) = go(JudgeOn::Global);
+    let (held, g2) = go(JudgeOn::AttackerModel);
+    assert_eq!(g1, g2);
+    for r in 1..4 {
+        assert_eq!(
+            held[r].membership,
+            global[r - 1].membership,
+            "round {}",
+            r + 1
+        );
+    }
+    assert_ne!(held[3].membership, global[3].membership);
 }
 
 #[test]
