@@ -31,8 +31,8 @@ pub struct MiaArgs {
     /// fedpoisonmia, passive, gradient-ascent or agrevader (overrides mia.method).
     #[arg(long)]
     pub attack: Option<String>,
-    /// fedavg, median, trimmed-mean, krum, multi-krum, atm, clip or dp (overrides aggregator).
-    #[arg(long)]
+    // The rule names come from the registry, where each is written once.
+    #[arg(long, help = format!("{} (overrides aggregator)", or_list(&fl_defense::names())))]
     pub aggregator: Option<String>,
     /// full (the round's benign updates) or partial (its own clients' benign updates)
     /// (overrides mia.knowledge).
@@ -77,6 +77,15 @@ pub struct ReconstructArgs {
     /// Reconstruct every class, one run each.
     #[arg(long)]
     pub all_classes: bool,
+}
+
+/// "a, b or c".
+fn or_list(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => last.to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// Runs the attack subcommand.

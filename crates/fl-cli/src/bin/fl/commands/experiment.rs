@@ -34,12 +34,8 @@ pub struct MiaTableArgs {
         default_value = "fedpoisonmia,passive,gradient-ascent,agrevader"
     )]
     pub attacks: Vec<String>,
-    /// Aggregators (columns).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "fedavg,median,trimmed-mean,krum,multi-krum,atm,clip,dp"
-    )]
+    /// Aggregators (columns): rule names, or all (every registered rule).
+    #[arg(long, value_delimiter = ',', default_value = "all")]
     pub aggregators: Vec<String>,
     /// Vary a base config value over a list (repeatable; every combination becomes a block of
     /// the table), e.g. --vary mia.malicious=1,3,5 --vary train.epochs=1,5.
@@ -93,7 +89,11 @@ fn mia_table(args: MiaTableArgs) -> Result<()> {
             .iter()
             .map(|a| fl_mia::MiaMethod::parse(a))
             .collect::<std::result::Result<_, _>>()?,
-        aggregators: args.aggregators.clone(),
+        aggregators: if args.aggregators == ["all"] {
+            fl_defense::names().into_iter().map(String::from).collect()
+        } else {
+            args.aggregators.clone()
+        },
         settings: fl_cli::mia_table::settings(&args.vary)?,
         out: args.out.clone(),
         jobs: args.jobs,
