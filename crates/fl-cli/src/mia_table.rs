@@ -10,7 +10,6 @@ use fl_mia::MiaMethod;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use toml::{Table, Value};
 
 /// The splits the table compares.
@@ -204,54 +203,29 @@ pub fn run_table(base: &Table, opts: &TableOptions) -> Result<Vec<TableCell>> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let results: Vec<Mutex<Option<Result<TableCell>>>> =
-        (0..todo.len()).map(|_| Mutex::new(None)).collect();
-    let next = Mutex::new(0usize);
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.min(todo.len()) {
-            s.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().expect("queue lock");
-                        let i = *n;
-                        *n += 1;
-                        i
-                    };
-                    let Some((key, fed, mia, defense)) = todo.get(i) else {
-                        break;
-                    };
-                    let dir = opts.out.join("runs").join(key.id());
-                    // A run that fails (a diverged model, a rule that cannot apply) is a
-                    // result of the table, shown as such; only I/O problems stop it.
-                    let r = finished(&dir, fed, mia, defense).map(|done| {
-                        match done.map_or_else(|| run(fed, mia, defense, &dir, false), Ok) {
-                            Ok(s) => key.cell(&s),
-                            Err(e) => key.failed(format!("{e:#}")),
-                        }
-                    });
-                    if let Ok(c) = &r
-                        && c.error.is_none()
-                    {
-                        bar.set_message(format!(
-                            "{} {} {} vs {}: {:.3}",
-                            c.dataset, c.partition, c.attack, c.aggregator, c.best_accuracy
-                        ));
-                    }
-                    bar.inc(1);
-                    *results[i].lock().expect("result lock") = Some(r);
-                }
-            });
+    let cells = fl_core::pool::map_ordered(todo, opts.jobs, |(key, fed, mia, defense)| {
+        let dir = opts.out.join("runs").join(key.id());
+        // A run that fails (a diverged model, a rule that cannot apply) is a result of the
+        // table, shown as such; only I/O problems stop it.
+        let r = finished(&dir, &fed, &mia, &defense).map(|done| {
+            match done.map_or_else(|| run(&fed, &mia, &defense, &dir, false), Ok) {
+                Ok(s) => key.cell(&s),
+                Err(e) => key.failed(format!("{e:#}")),
+            }
+        });
+        if let Ok(c) = &r
+            && c.error.is_none()
+        {
+            bar.set_message(format!(
+                "{} {} {} vs {}: {:.3}",
+                c.dataset, c.partition, c.attack, c.aggregator, c.best_accuracy
+            ));
         }
+        bar.inc(1);
+        r
     });
     bar.finish();
-    let cells = results
-        .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .expect("result lock")
-                .expect("every cell ran")
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let cells = cells.into_iter().collect::<Result<Vec<_>>>()?;
     write_table(&opts.out, &cells)?;
     Ok(cells)
 }

@@ -24,7 +24,6 @@ use rand::RngExt;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Instant;
 
 /// Wall time of one round's phases, in seconds.
@@ -340,38 +339,12 @@ fn run_parallel(
         global: starts[k],
         ..*ctx
     };
-    let mut chosen: Vec<(usize, &mut Box<dyn Participant>)> = participants
+    let chosen: Vec<(usize, &mut Box<dyn Participant>)> = participants
         .iter_mut()
         .enumerate()
         .filter(|(k, _)| ids.contains(k))
         .collect();
-    if threads <= 1 {
-        return chosen
-            .iter_mut()
-            .map(|(k, p)| p.update(&ctx_of(*k)))
-            .collect();
-    }
-    let queue = Mutex::new(chosen.iter_mut().enumerate());
-    let results: Vec<Mutex<Option<Result<Update>>>> =
-        (0..ids.len()).map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let next = queue.lock().expect("queue lock").next();
-                    let Some((slot, (k, p))) = next else { break };
-                    let r = p.update(&ctx_of(*k));
-                    *results[slot].lock().expect("result lock") = Some(r);
-                }
-            });
-        }
-    });
-    results
+    crate::pool::map_ordered(chosen, threads, |(k, p)| p.update(&ctx_of(k)))
         .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .expect("result lock")
-                .expect("every slot filled")
-        })
         .collect()
 }

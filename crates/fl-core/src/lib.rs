@@ -8,6 +8,7 @@
 //! - [`update`]: the [`Update`] a client sends and the [`Aggregator`] trait, with [`FedAvg`];
 //!   [`geometry`]: norms, distances and angles between flat updates;
 //! - [`participant`]: the [`Participant`] trait through which an attack replaces a client;
+//!   [`pool`]: the one worker pool (results in item order);
 //! - [`federation`]: the round protocol; [`experiment`]: a whole run built from a
 //!   [`FedConfig`];
 //! - [`device`]: the compute device, chosen at run time; [`inference`] and [`backprop`]: the
@@ -36,6 +37,7 @@ pub mod matmul;
 pub mod model;
 pub mod params;
 pub mod participant;
+pub mod pool;
 pub mod train;
 pub mod update;
 

@@ -11,7 +11,7 @@ use fl_data::DatasetKind;
 use fl_gan::oracle::Oracle;
 use fl_poison::{AttackRoundMetrics, AttackRun, WarmStart};
 use indicatif::ProgressBar;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -214,7 +214,7 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
         let (d, s, g) = c.group();
         groups.entry((d.name(), s, g)).or_default().push(c.clone());
     }
-    let queue = Mutex::new(groups.into_values().collect::<VecDeque<_>>());
+    let groups: Vec<Vec<Cell>> = groups.into_values().collect();
     let bar = cells_bar(pending.len(), &grid.name, opts.progress);
     let failed = Mutex::new(Vec::new());
     let ran = Mutex::new(0usize);
@@ -269,36 +269,22 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
         let (mine, _claims) = claim(vec![cell]);
         if let Some(cell) = mine.first() {
             let oracle = oracles.get(&cell.dataset).and_then(|o| o.as_ref());
-            let plan = fit_cells(
-                device,
-                opts.device_memory,
-                queue.lock().expect("queue").len(),
-                || run_group(&mine, threads, false, oracle, &mut |id, r| record(id, r)),
-            );
+            let plan = fit_cells(device, opts.device_memory, groups.len(), || {
+                run_group(&mine, threads, false, oracle, &mut |id, r| record(id, r))
+            });
             bar.println(plan_line(&plan));
             jobs = plan.jobs;
             report.memory = Some(plan);
         }
     }
     report.jobs = jobs;
-    std::thread::scope(|s| {
-        for _ in 0..jobs.min(pending.len()) {
-            s.spawn(|| {
-                loop {
-                    // Popped in its own statement: a guard in the `while let` scrutinee would
-                    // stay locked for the whole group and serialise the workers.
-                    let next = queue.lock().expect("queue").pop_front();
-                    let Some(group) = next else { break };
-                    // Claims are held until the whole group is written.
-                    let (group, _claims) = claim(group);
-                    if group.is_empty() {
-                        continue;
-                    }
-                    let oracle = oracles.get(&group[0].dataset).and_then(|o| o.as_ref());
-                    run_group(&group, threads, opts.warm_start, oracle, &mut |id, r| {
-                        record(id, r)
-                    });
-                }
+    fl_core::pool::map_ordered(groups, jobs, |group| {
+        // Claims are held until the whole group is written.
+        let (group, _claims) = claim(group);
+        if let Some(first) = group.first() {
+            let oracle = oracles.get(&first.dataset).and_then(|o| o.as_ref());
+            run_group(&group, threads, opts.warm_start, oracle, &mut |id, r| {
+                record(id, r)
             });
         }
     });
