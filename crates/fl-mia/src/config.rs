@@ -192,6 +192,11 @@ pub struct MiaConfig {
     /// judged on.
     #[serde(skip_serializing_if = "JudgeOn::is_global")]
     pub judge_on: JudgeOn,
+    /// Before the attack, the malicious clients train on the targets too, with their true
+    /// labels (their own data plus the targets, and that sample count), as the authors'
+    /// attacker does; `false` (the default) trains on their own data only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pretrain_targets: bool,
     /// First attack round (the malicious clients behave benignly before). Membership is
     /// judged on the global model after every round; "best" counts rounds from this one on.
     pub start_round: usize,
@@ -217,6 +222,7 @@ impl Default for MiaConfig {
             selection: Selection::Final,
             attack_steps: AttackSteps::Sgd,
             judge_on: JudgeOn::Global,
+            pretrain_targets: false,
             start_round: 5,
             attack_rounds: None,
             passive_rule: PassiveRule::Loss,

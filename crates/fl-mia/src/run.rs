@@ -173,7 +173,10 @@ impl MiaRun {
             own.clone(),
         ));
         let mut participants = prepared.benign_participants();
-        for (k, data) in own {
+        for (k, mut data) in own {
+            if mia.pretrain_targets {
+                data.extend(&targets.data);
+            }
             participants[k] = Box::new(MaliciousClient::new(k, data, mia, attacker.clone()))
                 as Box<dyn Participant>;
         }
