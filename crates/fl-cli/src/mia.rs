@@ -83,7 +83,7 @@ pub fn run(
             m.membership.accuracy,
             m.membership.auc,
             main,
-            if fed.rounds > 0 && mia.attacks_in(m.base.round) {
+            if run.attacks_in(m.base.round) {
                 " (attacking)"
             } else {
                 ""
@@ -102,7 +102,7 @@ pub fn run(
     };
     dir.write_json("summary.json", &summary)?;
     draw_curves(&dir, &fed.name, &base)?;
-    draw_membership(&dir, &label, &rows, mia)?;
+    draw_membership(&dir, &label, &rows, &|r| run.attacks_in(r))?;
     draw_roc(&dir, &label, &run, &summary.mia)?;
     Ok(summary)
 }
@@ -112,14 +112,14 @@ fn draw_membership(
     dir: &RunDir,
     label: &str,
     rows: &[MiaRoundMetrics],
-    mia: &MiaConfig,
+    attacks_in: &dyn Fn(usize) -> bool,
 ) -> Result<()> {
     let pts = |f: &dyn Fn(&MiaRoundMetrics) -> Option<f64>| -> Vec<(f64, f64)> {
         rows.iter()
             .filter_map(|r| f(r).map(|v| (r.base.round as f64, v)))
             .collect()
     };
-    let attacking = pts(&|r| mia.attacks_in(r.base.round).then_some(1.02));
+    let attacking = pts(&|r| attacks_in(r.base.round).then_some(1.02));
     let mut series = vec![
         Series {
             label: "membership attack accuracy",

@@ -308,6 +308,7 @@ pub struct Attacker {
     crafted: Option<(usize, Vec<f32>)>,
     log: BTreeMap<usize, CraftLog>,
     held: Option<Vec<f32>>,
+    started_at: Option<usize>,
 }
 
 impl Attacker {
@@ -332,7 +333,19 @@ impl Attacker {
             crafted: None,
             log: BTreeMap::new(),
             held: None,
+            started_at: cfg.fixed_start(),
         }
+    }
+
+    /// The first attack round, once known (fixed by the config, or set by the run when the
+    /// model reached `start_accuracy`).
+    pub fn attack_start(&self) -> Option<usize> {
+        self.started_at
+    }
+
+    /// Starts the attack in round `round` (when it has not started yet).
+    pub fn start_at(&mut self, round: usize) {
+        self.started_at.get_or_insert(round);
     }
 
     /// Notes the model malicious client `client` starts a round from; the first malicious
@@ -533,8 +546,12 @@ impl Participant for MaliciousClient {
     }
 
     fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
-        self.attacker.lock().hold(self.client(), ctx.global);
-        if !self.cfg.attacks_in(ctx.round) {
+        let start = {
+            let mut a = self.attacker.lock();
+            a.hold(self.client(), ctx.global);
+            a.attack_start()
+        };
+        if !self.cfg.attacks_in(start, ctx.round) {
             return self.benign.update(ctx);
         }
         let delta = self

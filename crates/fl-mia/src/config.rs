@@ -192,6 +192,12 @@ pub struct MiaConfig {
     /// judged on.
     #[serde(skip_serializing_if = "JudgeOn::is_global")]
     pub judge_on: JudgeOn,
+    /// Start the attack only once the global model a round starts from classifies this share
+    /// of the first malicious client's training data correctly (checked from `start_round`
+    /// on), as the authors wait for training accuracy to converge; `None` (the default)
+    /// starts at `start_round`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_accuracy: Option<f64>,
     /// Before the attack, the malicious clients train on the targets too, with their true
     /// labels (their own data plus the targets, and that sample count), as the authors'
     /// attacker does; `false` (the default) trains on their own data only.
@@ -223,6 +229,7 @@ impl Default for MiaConfig {
             attack_steps: AttackSteps::Sgd,
             judge_on: JudgeOn::Global,
             pretrain_targets: false,
+            start_accuracy: None,
             start_round: 5,
             attack_rounds: None,
             passive_rule: PassiveRule::Loss,
@@ -278,19 +285,27 @@ impl MiaConfig {
                 ));
             }
         }
+        if let Some(a) = self.start_accuracy
+            && !(a > 0.0 && a <= 1.0)
+        {
+            return bad(format!("mia.start_accuracy must be in (0, 1], got {a}"));
+        }
         if self.method == MiaMethod::Passive && self.calibration_samples == 0 {
             return bad("mia.calibration_samples cannot be zero".into());
         }
         Ok(())
     }
 
-    /// True when round `round` is an attack round.
-    pub fn attacks_in(&self, round: usize) -> bool {
+    /// True when round `round` is an attack round of an attack that started in round
+    /// `start` (`None`: not started).
+    pub fn attacks_in(&self, start: Option<usize>, round: usize) -> bool {
         self.method.is_active()
-            && round >= self.start_round
-            && self
-                .attack_rounds
-                .is_none_or(|n| round < self.start_round + n)
+            && start.is_some_and(|s| round >= s && self.attack_rounds.is_none_or(|n| round < s + n))
+    }
+
+    /// The first attack round when the config fixes it (no `start_accuracy`).
+    pub fn fixed_start(&self) -> Option<usize> {
+        self.start_accuracy.is_none().then_some(self.start_round)
     }
 
     /// The malicious clients.
@@ -332,6 +347,8 @@ mod tests {
         assert!(err(|c| c.n_targets = 301).contains("even"));
         assert!(err(|c| c.start_round = 0).contains("start_round"));
         assert!(err(|c| c.start_round = 21).contains("start_round"));
+        assert!(err(|c| c.start_accuracy = Some(0.0)).contains("start_accuracy"));
+        assert!(err(|c| c.start_accuracy = Some(1.5)).contains("start_accuracy"));
         assert!(err(|c| c.attack_rounds = Some(0)).contains("attack_rounds"));
         assert!(err(|c| c.mask_pool = 0).contains("mask_pool"));
         assert!(err(|c| c.greedy_steps = 0).contains("greedy_steps"));
@@ -346,12 +363,18 @@ mod tests {
             attack_rounds: Some(2),
             ..Default::default()
         };
-        let on: Vec<usize> = (1..8).filter(|&r| c.attacks_in(r)).collect();
+        let on: Vec<usize> = (1..8)
+            .filter(|&r| c.attacks_in(c.fixed_start(), r))
+            .collect();
         assert_eq!(on, vec![3, 4]);
+        // Started later (at a converged accuracy): the window follows the start.
+        let late: Vec<usize> = (1..10).filter(|&r| c.attacks_in(Some(6), r)).collect();
+        assert_eq!(late, vec![6, 7]);
+        assert!(!(1..=20).any(|r| c.attacks_in(None, r)), "not started");
         let passive = MiaConfig {
             method: MiaMethod::Passive,
             ..Default::default()
         };
-        assert!(!(1..=20).any(|r| passive.attacks_in(r)));
+        assert!(!(1..=20).any(|r| passive.attacks_in(Some(1), r)));
     }
 }

@@ -109,6 +109,8 @@ pub struct MiaRun {
     pub targets: TargetSet,
     attacker: AttackerHandle,
     calibration: LocalData,
+    /// What the first malicious client trains on (for `start_accuracy`).
+    first_training: LocalData,
     judgements: Vec<(usize, Judgement)>,
 }
 
@@ -173,10 +175,12 @@ impl MiaRun {
             own.clone(),
         ));
         let mut participants = prepared.benign_participants();
+        let mut first_training = None;
         for (k, mut data) in own {
             if mia.pretrain_targets {
                 data.extend(&targets.data);
             }
+            first_training.get_or_insert_with(|| data.clone());
             participants[k] = Box::new(MaliciousClient::new(k, data, mia, attacker.clone()))
                 as Box<dyn Participant>;
         }
@@ -188,6 +192,7 @@ impl MiaRun {
             targets,
             attacker,
             calibration,
+            first_training: first_training.unwrap_or_default(),
             judgements: Vec::new(),
         })
     }
@@ -225,16 +230,44 @@ impl MiaRun {
         Judgement { decisions, scores }
     }
 
+    /// The first attack round, once known.
+    pub fn attack_start(&self) -> Option<usize> {
+        self.attacker.lock().attack_start()
+    }
+
+    /// True when the malicious clients attack in `round` (as far as the run has got).
+    pub fn attacks_in(&self, round: usize) -> bool {
+        self.mia.attacks_in(self.attack_start(), round)
+    }
+
     /// Runs the next round and judges membership on the resulting global model (the one the
-    /// attacker receives at the start of the next round).
+    /// attacker receives at the start of the next round). With `start_accuracy`, the attack
+    /// starts in the first round (from `start_round` on) whose starting global model
+    /// classifies that share of the first malicious client's training data correctly.
     pub fn run_round(&mut self) -> Result<MiaRoundMetrics> {
+        let round = self.federation.round() + 1;
+        if let Some(threshold) = self.mia.start_accuracy
+            && self.attack_start().is_none()
+            && round >= self.mia.start_round
+        {
+            let accuracy = fl_core::eval::evaluate(
+                self.federation.spec(),
+                self.federation.global(),
+                &self.first_training,
+                fl_data::NUM_CLASSES,
+            )
+            .accuracy;
+            if accuracy >= threshold {
+                self.attacker.lock().start_at(round);
+            }
+        }
         let base = self.federation.run_round()?;
         let j = self.judge();
         let membership = MembershipScores::new(&j.decisions, &j.scores, &self.targets.is_member());
         self.judgements.push((base.round, j));
         let is_mal = |k: &&usize| **k < self.mia.malicious;
         Ok(MiaRoundMetrics {
-            attack_period: base.round >= self.mia.start_round,
+            attack_period: self.attack_start().is_some_and(|s| base.round >= s),
             membership,
             malicious_sampled: base.clients.iter().filter(is_mal).count(),
             malicious_kept: base.kept.iter().filter(is_mal).count(),
@@ -294,7 +327,7 @@ impl MiaRun {
             })?;
         let attack_rows: Vec<&&MiaRoundMetrics> = period
             .iter()
-            .filter(|r| self.mia.attacks_in(r.base.round))
+            .filter(|r| self.attacks_in(r.base.round))
             .collect();
         let sampled: usize = attack_rows.iter().map(|r| r.malicious_sampled).sum();
         let kept: usize = attack_rows.iter().map(|r| r.malicious_kept).sum();
@@ -313,7 +346,7 @@ impl MiaRun {
             aggregator: self.federation.config().aggregator.clone(),
             malicious: self.mia.malicious,
             targets: self.targets.len(),
-            start_round: self.mia.start_round,
+            start_round: self.attack_start().unwrap_or(self.mia.start_round),
             best_accuracy: best.membership.accuracy,
             best_round: best.base.round,
             at_best: best.membership.clone(),

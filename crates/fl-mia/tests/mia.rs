@@ -1,8 +1,10 @@
 //! Membership runs on the bundled fixtures: the passive attacker changes nothing, decisions
 //! never read the ground truth, crafted updates keep their constraint, same seed same numbers.
 
+use fl_core::eval::evaluate;
 use fl_core::experiment::Experiment;
 use fl_core::{FedAvg, FedConfig};
+use fl_data::NUM_CLASSES;
 use fl_defense::Atm;
 use fl_mia::targets::Origin;
 use fl_mia::{JudgeOn, MiaConfig, MiaMethod, MiaRun};
@@ -131,6 +133,47 @@ fn pretraining_on_the_targets_teaches_the_model_their_true_labels_before_the_att
         taught < 0.75 * plain,
         "non-member loss {taught} with, {plain} without"
     );
+}
+
+#[test]
+fn a_start_accuracy_starts_the_attack_once_the_model_knows_the_attackers_data() {
+    let cfg = fed(4, 6);
+    // A pilot without attack: the accuracy on the first malicious client's data of the
+    // model each round starts from (an attack changes nothing before it starts).
+    let mut pilot = MiaRun::build(&cfg, &mia(MiaMethod::Passive), Box::new(FedAvg)).unwrap();
+    let own = pilot.prepared.client_data(0);
+    let mut start_acc = Vec::new();
+    for _ in 0..6 {
+        let spec = pilot.federation.spec().clone();
+        start_acc.push(evaluate(&spec, pilot.federation.global(), &own, NUM_CLASSES).accuracy);
+        pilot.run_round().unwrap();
+    }
+    // The best starting accuracy from round 2 on, first met in a later round.
+    let threshold = start_acc[1..].iter().copied().fold(0.0, f64::max);
+    let expected = (2..=6).find(|&r| start_acc[r - 1] >= threshold).unwrap();
+    assert!(expected >= 3, "{start_acc:?}");
+    let m = MiaConfig {
+        start_accuracy: Some(threshold),
+        ..mia(MiaMethod::FedPoisonMia)
+    };
+    let mut run = MiaRun::build(&cfg, &m, Box::new(FedAvg)).unwrap();
+    let rows = run.run(&mut |_| {}).unwrap();
+    assert_eq!(run.attack_start(), Some(expected), "{start_acc:?}");
+    for r in &rows {
+        let attacking = r.base.round >= expected;
+        assert_eq!(r.attack_period, attacking, "round {}", r.base.round);
+        assert_eq!(r.craft.is_some(), attacking, "round {}", r.base.round);
+    }
+    assert_eq!(run.summary(&rows).unwrap().start_round, expected);
+    // Never reached: no attack round, and the summary says the attack never started.
+    let never = MiaConfig {
+        start_accuracy: Some(1.0),
+        ..mia(MiaMethod::FedPoisonMia)
+    };
+    let mut run = MiaRun::build(&fed(4, 2), &never, Box::new(FedAvg)).unwrap();
+    let rows = run.run(&mut |_| {}).unwrap();
+    assert!(rows.iter().all(|r| !r.attack_period && r.craft.is_none()));
+    assert!(run.summary(&rows).is_err());
 }
 
 #[test]
