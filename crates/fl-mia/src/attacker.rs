@@ -337,6 +337,11 @@ impl Attacker {
         }
     }
 
+    /// The cover (mask) samples.
+    pub fn covers(&self) -> &LocalData {
+        &self.mask
+    }
+
     /// The first attack round, once known (fixed by the config, or set by the run when the
     /// model reached `start_accuracy`).
     pub fn attack_start(&self) -> Option<usize> {

@@ -140,6 +140,25 @@ impl AttackSteps {
     }
 }
 
+/// Where the attacker's cover (mask) samples come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum CoverSource {
+    /// The malicious clients' own training data.
+    #[default]
+    Own,
+    /// A reserve no client holds: `mask_pool` test-split samples (none of them a target),
+    /// left out of the evaluation like the non-member targets, as the authors hold out a
+    /// reserve.
+    Reserve,
+}
+
+impl CoverSource {
+    fn is_own(&self) -> bool {
+        *self == Self::Own
+    }
+}
+
 /// Which model the attacker judges membership on after each round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -171,8 +190,12 @@ pub struct MiaConfig {
     /// Target samples: half members (benign clients' training data), half non-members (test
     /// split, left out of the main-accuracy evaluation).
     pub n_targets: usize,
-    /// Mask (cover) candidates, drawn from the malicious clients' own data.
+    /// Mask (cover) candidates, drawn from `cover_source`.
     pub mask_pool: usize,
+    /// `own` (the default: the malicious clients' data) or `reserve` (held-out samples no
+    /// client holds, the authors' choice).
+    #[serde(skip_serializing_if = "CoverSource::is_own")]
+    pub cover_source: CoverSource,
     /// Greedy iterations of mask selection.
     pub greedy_steps: usize,
     /// The largest factor alpha on the poison update that is tried.
@@ -222,6 +245,7 @@ impl Default for MiaConfig {
             malicious: 1,
             n_targets: 300,
             mask_pool: 100,
+            cover_source: CoverSource::Own,
             greedy_steps: 5,
             alpha_max: 100.0,
             alpha_min: 0.01,

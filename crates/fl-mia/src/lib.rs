@@ -23,7 +23,9 @@ pub mod metrics;
 pub mod run;
 pub mod targets;
 
-pub use config::{AttackSteps, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule, Selection};
+pub use config::{
+    AttackSteps, CoverSource, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule, Selection,
+};
 pub use metrics::MembershipScores;
 pub use run::{MiaRoundMetrics, MiaRun, MiaSummary};
 pub use targets::TargetSet;

@@ -1,7 +1,7 @@
 //! A federated run with malicious clients inferring membership, judged after every round.
 
 use crate::attacker::{Attacker, AttackerHandle, CraftLog, MaliciousClient};
-use crate::config::{JudgeOn, MiaConfig, MiaMethod, PassiveRule};
+use crate::config::{CoverSource, JudgeOn, MiaConfig, MiaMethod, PassiveRule};
 use crate::metrics::{MembershipScores, roc};
 use crate::targets::{TargetSet, own_sample};
 use fl_core::data::LocalData;
@@ -131,7 +131,14 @@ impl MiaRun {
             mia.n_targets,
             fed.seed,
         )?;
-        let held_out = targets.non_member_test_indices();
+        let reserve = if mia.method.is_constrained() && mia.cover_source == CoverSource::Reserve {
+            let idx = targets.reserve(prepared.test.len(), mia.mask_pool, fed.seed)?;
+            Some((LocalData::from_dataset(&prepared.test, &idx), idx))
+        } else {
+            None
+        };
+        let mut held_out = targets.non_member_test_indices();
+        held_out.extend(reserve.iter().flat_map(|(_, idx)| idx.iter().copied()));
         let keep: Vec<usize> = (0..prepared.test.len())
             .filter(|i| !held_out.contains(i))
             .collect();
@@ -141,7 +148,9 @@ impl MiaRun {
             .iter()
             .flat_map(|&k| prepared.parts[k].iter().copied())
             .collect();
-        let mask = if mia.method.is_constrained() {
+        let mask = if let Some((covers, _)) = reserve {
+            covers
+        } else if mia.method.is_constrained() {
             own_sample(
                 &prepared.train,
                 &own_idx,
@@ -228,6 +237,11 @@ impl MiaRun {
             _ => on_targets.iter().map(|p| p.2).collect(),
         };
         Judgement { decisions, scores }
+    }
+
+    /// The cover (mask) samples the attacker draws from.
+    pub fn cover_pool(&self) -> LocalData {
+        self.attacker.lock().covers().clone()
     }
 
     /// The first attack round, once known.

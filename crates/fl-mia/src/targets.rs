@@ -110,6 +110,23 @@ impl TargetSet {
             .collect()
     }
 
+    /// `n` test-split indices that are not targets, seeded (`stream(seed, "mia-cover-reserve")`):
+    /// the cover reserve no client holds.
+    pub fn reserve(&self, test_len: usize, n: usize, seed: u64) -> Result<Vec<usize>> {
+        let taken = self.non_member_test_indices();
+        let mut free: Vec<usize> = (0..test_len).filter(|i| !taken.contains(i)).collect();
+        if free.len() < n {
+            return Err(CoreError::Config(format!(
+                "a cover reserve of {n} asked for, but the test split has {} samples besides \
+                 the non-member targets",
+                free.len()
+            )));
+        }
+        free.shuffle(&mut stream(seed, "mia-cover-reserve", &[]));
+        free.truncate(n);
+        Ok(free)
+    }
+
     /// Test-split indices of the non-members (left out of the main-accuracy evaluation).
     pub fn non_member_test_indices(&self) -> Vec<usize> {
         self.origin

@@ -7,7 +7,7 @@ use fl_core::{FedAvg, FedConfig};
 use fl_data::NUM_CLASSES;
 use fl_defense::Atm;
 use fl_mia::targets::Origin;
-use fl_mia::{JudgeOn, MiaConfig, MiaMethod, MiaRun};
+use fl_mia::{CoverSource, JudgeOn, MiaConfig, MiaMethod, MiaRun};
 use std::path::PathBuf;
 
 fn fixtures() -> PathBuf {
@@ -174,6 +174,41 @@ fn a_start_accuracy_starts_the_attack_once_the_model_knows_the_attackers_data() 
     let rows = run.run(&mut |_| {}).unwrap();
     assert!(rows.iter().all(|r| !r.attack_period && r.craft.is_none()));
     assert!(run.summary(&rows).is_err());
+}
+
+#[test]
+fn a_cover_reserve_is_held_out_from_every_client_the_targets_and_the_evaluation() {
+    let cfg = fed(4, 2);
+    let own = MiaRun::build(&cfg, &mia(MiaMethod::FedPoisonMia), Box::new(FedAvg)).unwrap();
+    let m = MiaConfig {
+        cover_source: CoverSource::Reserve,
+        ..mia(MiaMethod::FedPoisonMia)
+    };
+    let run = MiaRun::build(&cfg, &m, Box::new(FedAvg)).unwrap();
+    let covers = run.cover_pool();
+    assert_eq!(covers.len(), 20);
+    // 20 non-member targets and the 20 covers are out of the evaluation.
+    assert_eq!(run.prepared.test.len() + 20, own.prepared.test.len());
+    let px = fl_core::data::PIXELS;
+    let images = |d: &fl_core::data::LocalData| -> Vec<Vec<u32>> {
+        d.images
+            .chunks_exact(px)
+            .map(|i| i.iter().map(|v| v.to_bits()).collect())
+            .collect()
+    };
+    let cover_images = images(&covers);
+    let attacker = images(&run.prepared.client_data(0));
+    let targets = images(&run.targets.data);
+    let evaluated = images(&fl_core::data::LocalData::all(&run.prepared.test));
+    for c in &cover_images {
+        assert!(!attacker.contains(c) && !targets.contains(c) && !evaluated.contains(c));
+    }
+    // The default draws them from the attacker's own data.
+    assert!(
+        images(&own.cover_pool())
+            .iter()
+            .all(|c| attacker.contains(c))
+    );
 }
 
 #[test]
