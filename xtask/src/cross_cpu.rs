@@ -126,46 +126,25 @@ fn fake_cache_tree(root: &Path, l1: (usize, usize), l2: (usize, usize), l3: usiz
     Ok(())
 }
 
-/// The sweep compared across machines: three cells on the fixtures, two of one G sharing
-/// their warm-up, on two workers (base data folder replaced by `--data-dir`).
-const SWEEP_GRID: &str = r#"
-name = "cross-cpu"
-datasets = ["mnist"]
-pairs = [[1, 9], [1, 4], [4, 9]]
-seeds = [5]
-
-[base]
-dataset = "mnist"
-clients = 3
-rounds = 3
-test_samples = 300
-
-[base.partition]
-scheme = "iid"
-samples_per_client = 200
-
-[base.attack]
-start_round = 2
-n_fake = 20
-n_poison = 20
-boost = 4.0
-samples_every = 0
-fidelity_samples = 64
-
-[base.attack.gan]
-steps = 2
-batch_size = 8
-"#;
-
 /// The seeded runs compared across machines: name and `fl` arguments (output and data folders
-/// are appended); `grid` is where [`SWEEP_GRID`] was written.
-fn runs(grid: &Path) -> Vec<(&'static str, Vec<String>)> {
+/// are appended). The sweep is `configs/tiny-grid.toml` (three cells, two sharing their
+/// warm-up) on two workers, with fidelity scored so that its oracle is trained too.
+fn runs() -> Vec<(&'static str, Vec<String>)> {
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-    let grid = grid.display().to_string();
     vec![
         (
             "sweep",
-            s(&["sweep", "--grid", &grid, "--jobs", "2", "--threads", "1"]),
+            s(&[
+                "sweep",
+                "--grid",
+                "configs/tiny-grid.toml",
+                "--set",
+                "attack.fidelity_samples=64",
+                "--jobs",
+                "2",
+                "--threads",
+                "1",
+            ]),
         ),
         (
             "train",
@@ -391,9 +370,7 @@ pub fn cross_cpu(out: Option<&Path>, require_all: bool, skip_qemu: bool) -> Resu
         let _ = std::fs::remove_dir_all(&scratch);
         let data_dir = scratch.join("data");
         fixture_data(&root, &data_dir)?;
-        let grid = scratch.join("grid.toml");
-        std::fs::write(&grid, SWEEP_GRID)?;
-        for (r_index, (name, mut args)) in runs(&grid).into_iter().enumerate() {
+        for (r_index, (name, mut args)) in runs().into_iter().enumerate() {
             let dir = scratch.join(name);
             args.extend(["--quiet", "--data-dir"].map(String::from));
             args.push(data_dir.display().to_string());

@@ -5,40 +5,15 @@ use fl_cli::sweep::{CellResult, Shard, SweepDir, SweepOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Three cells (two share G = 1) of a 3-round GAN attack on 3 clients x 200 fixture images.
+/// `configs/tiny-grid.toml` (three cells, two sharing G = 1, of a 3-round GAN attack on 3
+/// clients x 200 fixture images) written into `dir` with the fixtures' absolute path.
 pub fn tiny_grid(dir: &Path) -> PathBuf {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
-    let text = format!(
-        r#"
-name = "tiny"
-datasets = ["mnist"]
-pairs = [[1, 9], [4, 9], [1, 4]]
-seeds = [5]
-
-[base]
-dataset = "mnist"
-data_dir = "{}"
-clients = 3
-rounds = 3
-test_samples = 300
-
-[base.partition]
-scheme = "iid"
-samples_per_client = 200
-
-[base.attack]
-start_round = 2
-n_fake = 20
-n_poison = 20
-boost = 4.0
-samples_every = 0
-fidelity_samples = 0
-
-[base.attack.gan]
-steps = 2
-batch_size = 8
-"#,
-        fixtures.display()
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("configs/tiny-grid.toml")).unwrap();
+    let fixtures = root.join("fixtures");
+    let text = text.replace(
+        "data_dir = \"fixtures\"",
+        &format!("data_dir = \"{}\"", fixtures.display()),
     );
     let path = dir.join("grid.toml");
     std::fs::write(&path, text).unwrap();
