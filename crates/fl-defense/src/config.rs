@@ -17,9 +17,12 @@ use std::collections::BTreeMap;
 /// missing keys), checked once, then turned into the rule.
 pub trait RuleParams: DeserializeOwned + Serialize + Default {
     /// Checks the values that do not depend on the number of updates (those are checked by
-    /// the rule when it aggregates).
-    fn validate(&self) -> Result<()>;
-    /// The rule, ready for its first round.
+    /// the rule when it aggregates); nothing to check by default.
+    fn validate(&self) -> Result<()> {
+        Ok(())
+    }
+    /// The rule, ready for its first round (a copy of the parameters for a rule that is its
+    /// own parameter struct; a rule with state builds that state here).
     fn build(&self) -> Box<dyn Aggregator>;
 }
 
@@ -113,9 +116,6 @@ fn rule(name: &str) -> Result<&'static Rule> {
 pub struct FedAvgParams {}
 
 impl RuleParams for FedAvgParams {
-    fn validate(&self) -> Result<()> {
-        Ok(())
-    }
     fn build(&self) -> Box<dyn Aggregator> {
         Box::new(FedAvg)
     }

@@ -51,9 +51,6 @@ fn per_coordinate(v: &[&Update], mut f: impl FnMut(&mut [f32]) -> f32) -> Vec<f3
 pub struct Median {}
 
 impl RuleParams for Median {
-    fn validate(&self) -> Result<()> {
-        Ok(())
-    }
     fn build(&self) -> Box<dyn Aggregator> {
         Box::new(*self)
     }
@@ -176,9 +173,6 @@ impl Default for Krum {
 }
 
 impl RuleParams for Krum {
-    fn validate(&self) -> Result<()> {
-        Ok(())
-    }
     fn build(&self) -> Box<dyn Aggregator> {
         Box::new(*self)
     }
@@ -253,9 +247,6 @@ impl Default for Atm {
 }
 
 impl RuleParams for Atm {
-    fn validate(&self) -> Result<()> {
-        Ok(())
-    }
     fn build(&self) -> Box<dyn Aggregator> {
         Box::new(*self)
     }
