@@ -126,9 +126,9 @@ fn fake_cache_tree(root: &Path, l1: (usize, usize), l2: (usize, usize), l3: usiz
     Ok(())
 }
 
-/// The seeded runs compared across machines: name and `fl` arguments (output and data folders
-/// are appended). The sweep is `configs/tiny-grid.toml` (three cells, two sharing their
-/// warm-up) on two workers, with fidelity scored so that its oracle is trained too.
+/// The seeded runs compared across machines, the configs of `configs/tiny/` that the CLI
+/// tests also run: name and `fl` arguments (output and data folders are appended). The sweep
+/// runs on two workers with fidelity scored, so that its oracle is trained too.
 fn runs() -> Vec<(&'static str, Vec<String>)> {
     let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     vec![
@@ -137,7 +137,7 @@ fn runs() -> Vec<(&'static str, Vec<String>)> {
             s(&[
                 "sweep",
                 "--grid",
-                "configs/tiny-grid.toml",
+                "configs/tiny/grid.toml",
                 "--set",
                 "attack.fidelity_samples=64",
                 "--jobs",
@@ -148,23 +148,7 @@ fn runs() -> Vec<(&'static str, Vec<String>)> {
         ),
         (
             "train",
-            s(&[
-                "train",
-                "--config",
-                "configs/fixtures.toml",
-                "--set",
-                "rounds=2",
-                "--set",
-                "clients=4",
-                "--set",
-                "partition.samples_per_client=300",
-                "--set",
-                "train.lr=0.1",
-                "--set",
-                "test_samples=300",
-                "--seed",
-                "7",
-            ]),
+            s(&["train", "--config", "configs/tiny/train.toml"]),
         ),
         (
             "gan-poison",
@@ -172,63 +156,12 @@ fn runs() -> Vec<(&'static str, Vec<String>)> {
                 "attack",
                 "gan-poison",
                 "--config",
-                "configs/demo.toml",
-                "--generate",
-                "3",
-                "--target",
-                "8",
-                "--boost",
-                "4",
-                "--set",
-                "rounds=3",
-                "--set",
-                "clients=4",
-                "--set",
-                "partition.samples_per_client=300",
-                "--set",
-                "test_samples=500",
-                "--set",
-                "attack.start_round=2",
-                "--set",
-                "attack.gan.steps=4",
-                "--set",
-                "attack.gan.batch_size=16",
-                "--set",
-                "attack.n_fake=40",
-                "--set",
-                "attack.n_poison=40",
-                "--set",
-                "attack.samples_every=1",
-                "--set",
-                "attack.fidelity_samples=64",
-                "--seed",
-                "7",
+                "configs/tiny/gan-poison.toml",
             ]),
         ),
         (
             "mia",
-            s(&[
-                "attack",
-                "mia",
-                "--config",
-                "configs/mia.toml",
-                "--set",
-                "rounds=4",
-                "--set",
-                "clients=5",
-                "--set",
-                "partition.samples_per_client=200",
-                "--set",
-                "test_samples=400",
-                "--set",
-                "mia.n_targets=40",
-                "--set",
-                "mia.mask_pool=20",
-                "--set",
-                "mia.start_round=2",
-                "--seed",
-                "7",
-            ]),
+            s(&["attack", "mia", "--config", "configs/tiny/mia.toml"]),
         ),
     ]
 }

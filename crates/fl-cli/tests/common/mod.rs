@@ -5,11 +5,11 @@ use fl_cli::sweep::{CellResult, Shard, SweepDir, SweepOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// `configs/tiny-grid.toml` (three cells, two sharing G = 1, of a 3-round GAN attack on 3
+/// `configs/tiny/grid.toml` (three cells, two sharing G = 1, of a 3-round GAN attack on 3
 /// clients x 200 fixture images) written into `dir` with the fixtures' absolute path.
 pub fn tiny_grid(dir: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let text = std::fs::read_to_string(root.join("configs/tiny-grid.toml")).unwrap();
+    let text = std::fs::read_to_string(root.join("configs/tiny/grid.toml")).unwrap();
     let fixtures = root.join("fixtures");
     let text = text.replace(
         "data_dir = \"fixtures\"",
