@@ -171,7 +171,7 @@ pub(crate) fn conclude(
     let samples = preview(run, effective.seed);
     let fidelity = oracle.and_then(|o| {
         let mut rng = stream(effective.seed, "fidelity-noise", &[]);
-        run.handle
+        run.adversary
             .sample(attack.fidelity_samples, &mut rng)
             .map(|images| o.fidelity(&images, attack.generate))
     });
@@ -194,7 +194,7 @@ pub fn pair_label(fed: &FedConfig, g: usize, t: usize) -> String {
 /// The 8x8 preview grid: generated images from fixed noise, so grids of different rounds
 /// show the same latent points.
 fn preview(run: &AttackRun, seed: u64) -> Option<Vec<f32>> {
-    run.handle
+    run.adversary
         .sample(GRID * GRID, &mut stream(seed, "preview-noise", &[]))
 }
 

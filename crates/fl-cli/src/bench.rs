@@ -222,7 +222,7 @@ pub fn cell(data_dir: &Path, threads: usize, runs: usize) -> Result<CellBench> {
             sum(|t| t.eval_s),
             sum(|t| t.aggregate_s),
         );
-        let log = run.handle.log();
+        let log = run.adversary.log();
         let adv =
             |f: fn(&fl_poison::AdversaryTiming) -> f64| -> f64 { log.timing.values().map(f).sum() };
         let (generator, sampling, adversary) = (

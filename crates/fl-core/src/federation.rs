@@ -11,6 +11,7 @@
 //!    parameters (a non-finite result stops the run with an error);
 //! 5. the global model is evaluated on the test set.
 
+use crate::attack::{MaliciousClients, NoAttack};
 use crate::config::FedConfig;
 use crate::data::LocalData;
 use crate::error::{CoreError, Result};
@@ -192,13 +193,27 @@ impl Federation {
         evaluate(&self.spec, &self.global, &self.test, NUM_CLASSES)
     }
 
-    /// Runs the next round.
+    /// Runs the next round with every client honest (or, for participants that attack, as
+    /// they are).
     pub fn run_round(&mut self) -> Result<RoundMetrics> {
+        self.run_round_with(&mut NoAttack)
+    }
+
+    /// Runs the next round with `attack` answering for the clients it controls (the
+    /// participants in their seats are not asked).
+    pub fn run_round_with(&mut self, attack: &mut dyn MaliciousClients) -> Result<RoundMetrics> {
+        let controlled = attack.clients();
+        if let Some(&k) = controlled.iter().find(|&&k| k >= self.participants.len()) {
+            return Err(CoreError::Config(format!(
+                "the attack controls client {k} of a federation of {}",
+                self.participants.len()
+            )));
+        }
         let round = self.round + 1;
         let started = Instant::now();
         let sampled = self.sample_clients(round);
         let delays: Vec<usize> = sampled.iter().map(|&k| self.delay(k, round)).collect();
-        let updates = self.collect_updates(round, &sampled, &delays)?;
+        let updates = self.collect_updates(round, &sampled, &delays, attack, &controlled)?;
         let train_s = started.elapsed().as_secs_f64();
 
         let t = Instant::now();
@@ -282,16 +297,26 @@ impl Federation {
     }
 
     /// The updates of the `sampled` clients, each trained from the model `delays` (in
-    /// `sampled` order) rounds old.
+    /// `sampled` order) rounds old; `attack` answers for the `controlled` clients.
     fn collect_updates(
         &mut self,
         round: usize,
         sampled: &[usize],
         delays: &[usize],
+        attack: &mut dyn MaliciousClients,
+        controlled: &[usize],
     ) -> Result<Vec<Update>> {
-        let (observers, others): (Vec<usize>, Vec<usize>) = sampled
-            .iter()
-            .partition(|&&k| self.participants[k].observes_benign_updates());
+        let is_controlled = |k: usize| controlled.contains(&k);
+        let attack_observes = attack.observes_benign_updates();
+        let observes = |k: usize| {
+            if is_controlled(k) {
+                attack_observes
+            } else {
+                self.participants[k].observes_benign_updates()
+            }
+        };
+        let (observers, others): (Vec<usize>, Vec<usize>) =
+            sampled.iter().partition(|&&k| observes(k));
         let mut starts: Vec<&[f32]> = vec![&self.global; self.participants.len()];
         for (&k, &d) in sampled.iter().zip(delays) {
             if d > 0 {
@@ -306,11 +331,20 @@ impl Federation {
             train: &self.config.train,
             benign_updates: &[],
         };
+        let (attack_now, honest_now): (Vec<usize>, Vec<usize>) =
+            others.iter().partition(|&&k| is_controlled(k));
         let threads = self.config.worker_threads().min(others.len()).max(1);
-        let mut first = run_parallel(&mut self.participants, &others, &ctx, &starts, threads)?;
+        let mut first = run_parallel(
+            &mut self.participants,
+            &honest_now,
+            (&mut *attack, &attack_now),
+            &ctx,
+            &starts,
+            threads,
+        )?;
         let benign: Vec<Update> = first
             .iter()
-            .filter(|u| !self.participants[u.client].is_adversarial())
+            .filter(|u| !is_controlled(u.client) && !self.participants[u.client].is_adversarial())
             .cloned()
             .collect();
         ctx.benign_updates = &benign;
@@ -319,18 +353,40 @@ impl Federation {
                 global: starts[k],
                 ..ctx
             };
-            first.push(self.participants[k].update(&own)?);
+            first.push(if is_controlled(k) {
+                attack.update(k, &own)?
+            } else {
+                self.participants[k].update(&own)?
+            });
         }
         first.sort_by_key(|u| u.client);
+        for u in &first {
+            if !sampled.contains(&u.client) {
+                return Err(CoreError::Participant {
+                    client: u.client,
+                    reason: format!("it sent an update in round {round} it was not sampled in"),
+                });
+            }
+        }
         Ok(first)
     }
 }
 
-/// Calls `update` of the participants at `ids` on `threads` worker threads, client `k` with
-/// `ctx` starting from `starts[k]`; results in `ids` order, independent of scheduling.
+/// One piece of a round's parallel work: an honest participant, or the attack answering for
+/// its clients one after another.
+enum Job<'a> {
+    Client(usize, &'a mut Box<dyn Participant>),
+    Attack(&'a mut dyn MaliciousClients, &'a [usize]),
+}
+
+/// Calls `update` of the participants at `ids` and of `attack`'s clients on `threads` worker
+/// threads (the attack's clients one after another, as one piece of work), client `k` with
+/// `ctx` starting from `starts[k]`; results in client order within each piece, independent
+/// of scheduling.
 fn run_parallel(
     participants: &mut [Box<dyn Participant>],
     ids: &[usize],
+    attack: (&mut dyn MaliciousClients, &[usize]),
     ctx: &RoundContext<'_>,
     starts: &[&[f32]],
     threads: usize,
@@ -339,12 +395,22 @@ fn run_parallel(
         global: starts[k],
         ..*ctx
     };
-    let chosen: Vec<(usize, &mut Box<dyn Participant>)> = participants
+    let mut jobs: Vec<Job<'_>> = participants
         .iter_mut()
         .enumerate()
         .filter(|(k, _)| ids.contains(k))
+        .map(|(k, p)| Job::Client(k, p))
         .collect();
-    crate::pool::map_ordered(chosen, threads, |(k, p)| p.update(&ctx_of(k)))
-        .into_iter()
-        .collect()
+    if !attack.1.is_empty() {
+        jobs.push(Job::Attack(attack.0, attack.1));
+    }
+    let done = crate::pool::map_ordered(jobs, threads, |job| match job {
+        Job::Client(k, p) => p.update(&ctx_of(k)).map(|u| vec![u]),
+        Job::Attack(a, ks) => ks.iter().map(|&k| a.update(k, &ctx_of(k))).collect(),
+    });
+    let mut out = Vec::new();
+    for r in done {
+        out.extend(r?);
+    }
+    Ok(out)
 }

@@ -7,8 +7,10 @@
 //!   confusion matrix;
 //! - [`update`]: the [`Update`] a client sends and the [`Aggregator`] trait, with [`FedAvg`];
 //!   [`geometry`]: norms, distances and angles between flat updates;
-//! - [`participant`]: the [`Participant`] trait through which an attack replaces a client;
-//!   [`pool`]: the one worker pool (results in item order);
+//! - [`participant`]: the [`Participant`] trait the protocol calls every client through;
+//!   [`attack`]: the [`Attack`] seam (the clients an attack plays, what it records each
+//!   round, its summary) and the one run loop; [`pool`]: the one worker pool (results in
+//!   item order);
 //! - [`federation`]: the round protocol; [`experiment`]: a whole run built from a
 //!   [`FedConfig`];
 //! - [`device`]: the compute device, chosen at run time; [`inference`] and [`backprop`]: the
@@ -23,6 +25,7 @@
 //! # Ok::<(), fl_core::CoreError>(())
 //! ```
 
+pub mod attack;
 pub mod backprop;
 pub mod config;
 pub mod data;
@@ -41,6 +44,7 @@ pub mod pool;
 pub mod train;
 pub mod update;
 
+pub use attack::{Attack, MaliciousClients, NoAttack};
 pub use config::FedConfig;
 pub use device::{DeviceKind, DeviceMemory};
 pub use error::{CoreError, Result};

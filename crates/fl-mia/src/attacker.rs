@@ -1,15 +1,13 @@
-//! The malicious clients: benign before the attack, then the crafted update of the method.
+//! The attacker's craft: the crafted update of each method, from the state the malicious
+//! clients share.
 
 use crate::config::{AttackSteps, Knowledge, MiaConfig, MiaMethod, Selection};
 use fl_core::data::LocalData;
-use fl_core::error::Result;
 use fl_core::geometry::{angle, angle_from, dot, norm, sq_distance};
-use fl_core::participant::{BenignClient, Participant, RoundContext};
+use fl_core::participant::RoundContext;
 use fl_core::train::{OptimizerState, TrainConfig, train_local, train_local_with};
-use fl_core::update::Update;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How far a crafted update may stray from the benign ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -355,7 +353,7 @@ impl Attacker {
 
     /// Notes the model malicious client `client` starts a round from; the first malicious
     /// client's is the model the attacker holds.
-    fn hold(&mut self, client: usize, start: &[f32]) {
+    pub(crate) fn hold(&mut self, client: usize, start: &[f32]) {
         if self.own.first().is_some_and(|(k, _)| *k == client) {
             self.held = Some(start.to_vec());
         }
@@ -374,7 +372,11 @@ impl Attacker {
 
     /// The update every malicious client sends in this (attack) round; computed once per round,
     /// by the first to ask, from its optimizer `state` (with `attack_steps = "own-optimizer"`).
-    fn malicious_update(&mut self, ctx: &RoundContext<'_>, state: &OptimizerState) -> Vec<f32> {
+    pub(crate) fn malicious_update(
+        &mut self,
+        ctx: &RoundContext<'_>,
+        state: &OptimizerState,
+    ) -> Vec<f32> {
         let steps = self.cfg.attack_steps;
         let one_step = |ctx: &RoundContext<'_>, data: &LocalData, purpose: usize| {
             one_step(ctx, data, purpose, steps, state)
@@ -496,80 +498,6 @@ fn one_step(
         &mut state.clone(),
     );
     ctx.delta(&local)
-}
-
-/// Shared access to the attacker (the run reads its log).
-#[derive(Clone)]
-pub struct AttackerHandle(Arc<Mutex<Attacker>>);
-
-impl AttackerHandle {
-    /// Wraps `attacker`.
-    pub fn new(attacker: Attacker) -> Self {
-        Self(Arc::new(Mutex::new(attacker)))
-    }
-
-    /// Locks the attacker.
-    pub fn lock(&self) -> MutexGuard<'_, Attacker> {
-        self.0.lock().expect("attacker lock")
-    }
-}
-
-/// One malicious client: trains benignly on its own data outside attack rounds, sends the
-/// attacker's crafted update in them.
-pub struct MaliciousClient {
-    benign: BenignClient,
-    cfg: MiaConfig,
-    attacker: AttackerHandle,
-}
-
-impl MaliciousClient {
-    /// Client `client` with its own `data`, acting for `attacker`.
-    pub fn new(client: usize, data: LocalData, cfg: &MiaConfig, attacker: AttackerHandle) -> Self {
-        Self {
-            benign: BenignClient::new(client, data),
-            cfg: cfg.clone(),
-            attacker,
-        }
-    }
-}
-
-impl Participant for MaliciousClient {
-    fn client(&self) -> usize {
-        self.benign.client()
-    }
-
-    fn num_samples(&self) -> usize {
-        self.benign.num_samples()
-    }
-
-    fn is_adversarial(&self) -> bool {
-        true
-    }
-
-    fn observes_benign_updates(&self) -> bool {
-        self.cfg.method.is_constrained() && self.cfg.knowledge == Knowledge::Full
-    }
-
-    fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
-        let start = {
-            let mut a = self.attacker.lock();
-            a.hold(self.client(), ctx.global);
-            a.attack_start()
-        };
-        if !self.cfg.attacks_in(start, ctx.round) {
-            return self.benign.update(ctx);
-        }
-        let delta = self
-            .attacker
-            .lock()
-            .malicious_update(ctx, self.benign.optimizer_state());
-        Ok(Update {
-            client: self.client(),
-            delta,
-            num_samples: self.num_samples(),
-            train_loss: 0.0,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! A federated run with malicious clients inferring membership, judged after every round.
 
-use crate::attacker::{Attacker, AttackerHandle, CraftLog, MaliciousClient};
-use crate::config::{CoverSource, JudgeOn, MiaConfig, MiaMethod, PassiveRule};
+use crate::attacker::{Attacker, CraftLog};
+use crate::config::{CoverSource, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule};
 use crate::metrics::{MembershipScores, roc};
 use crate::targets::{TargetSet, own_sample};
 use fl_core::data::LocalData;
@@ -9,7 +9,10 @@ use fl_core::error::{CoreError, Result};
 use fl_core::eval::{argmax, cross_entropy, logits, round6};
 use fl_core::experiment::Prepared;
 use fl_core::train::ModelSpec;
-use fl_core::{Aggregator, FedConfig, Federation, Participant, RoundMetrics};
+use fl_core::attack::Seat;
+use fl_core::participant::{BenignClient, Participant, RoundContext};
+use fl_core::{Aggregator, Attack, FedConfig, Federation, MaliciousClients, RoundMetrics, Update};
+use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// The attacker's decisions on the targets for one global model.
@@ -96,8 +99,224 @@ pub struct MiaSummary {
     pub feasible_rounds: Option<(usize, usize)>,
 }
 
-/// A membership-inference experiment: data, the federation with its malicious clients, the
-/// targets, and the attacker.
+/// The membership attack as an [`Attack`]: the malicious clients (benign before the attack,
+/// the attacker's crafted update in attack rounds), the targets, and the judging of
+/// membership after every round.
+pub struct MembershipAttack {
+    cfg: MiaConfig,
+    attacker: Attacker,
+    /// Each malicious client's honest self (its data and optimizer state), by client.
+    clients: BTreeMap<usize, BenignClient>,
+    /// The targets.
+    pub targets: TargetSet,
+    calibration: LocalData,
+    /// What the first malicious client trains on (for `start_accuracy`).
+    first_training: LocalData,
+    judgements: Vec<(usize, Judgement)>,
+}
+
+impl MembershipAttack {
+    /// The attacker's decisions on `federation`'s current global model, or with `judge_on =
+    /// "attacker-model"` on the model it holds (the current global model until its client is
+    /// first sampled). The rule reads only the model's outputs and the targets' true labels
+    /// (which the attacker holds), never membership.
+    pub fn judge(&self, federation: &Federation) -> Judgement {
+        let spec = federation.spec();
+        let held = match self.cfg.judge_on {
+            JudgeOn::Global => None,
+            JudgeOn::AttackerModel => self.attacker.held_model(),
+        };
+        let global = held.unwrap_or(federation.global());
+        let on_targets = outputs(spec, global, &self.targets.data);
+        let scores: Vec<f64> = on_targets.iter().map(|t| t.1).collect();
+        let decisions = match self.cfg.method {
+            MiaMethod::Passive => {
+                let own = outputs(spec, global, &self.calibration);
+                let n = own.len().max(1) as f64;
+                match self.cfg.passive_rule {
+                    PassiveRule::Loss => {
+                        let t = own.iter().map(|p| p.0).sum::<f64>() / n;
+                        on_targets.iter().map(|p| p.0 <= t).collect()
+                    }
+                    PassiveRule::Confidence => {
+                        let t = own.iter().map(|p| p.1).sum::<f64>() / n;
+                        on_targets.iter().map(|p| p.1 >= t).collect()
+                    }
+                }
+            }
+            _ => on_targets.iter().map(|p| p.2).collect(),
+        };
+        Judgement { decisions, scores }
+    }
+
+    /// The cover (mask) samples the attacker draws from.
+    pub fn cover_pool(&self) -> &LocalData {
+        self.attacker.covers()
+    }
+
+    /// The first attack round, once known.
+    pub fn attack_start(&self) -> Option<usize> {
+        self.attacker.attack_start()
+    }
+
+    /// True when the malicious clients attack in `round` (as far as the run has got).
+    pub fn attacks_in(&self, round: usize) -> bool {
+        self.cfg.attacks_in(self.attack_start(), round)
+    }
+
+    /// The ROC curve (FPR, TPR) of the scores after `round`, if it ran.
+    pub fn roc_at(&self, round: usize) -> Option<Vec<(f64, f64)>> {
+        self.judgements
+            .iter()
+            .find(|(r, _)| *r == round)
+            .map(|(_, j)| roc(&j.scores, &self.targets.is_member()))
+    }
+}
+
+impl MaliciousClients for MembershipAttack {
+    fn clients(&self) -> Vec<usize> {
+        self.clients.keys().copied().collect()
+    }
+
+    fn observes_benign_updates(&self) -> bool {
+        self.cfg.method.is_constrained() && self.cfg.knowledge == Knowledge::Full
+    }
+
+    fn update(&mut self, client: usize, ctx: &RoundContext<'_>) -> Result<Update> {
+        let own = self
+            .clients
+            .get_mut(&client)
+            .ok_or_else(|| CoreError::Config(format!("client {client} is not malicious")))?;
+        self.attacker.hold(client, ctx.global);
+        if !self.cfg.attacks_in(self.attacker.attack_start(), ctx.round) {
+            return own.update(ctx);
+        }
+        let delta = self.attacker.malicious_update(ctx, own.optimizer_state());
+        Ok(Update {
+            client,
+            delta,
+            num_samples: own.num_samples(),
+            train_loss: 0.0,
+        })
+    }
+}
+
+impl Attack for MembershipAttack {
+    type Round = MiaRoundMetrics;
+    type Summary = MiaSummary;
+
+    /// With `start_accuracy`, the attack starts in the first round (from `start_round` on)
+    /// whose starting global model classifies that share of the first malicious client's
+    /// training data correctly.
+    fn before_round(&mut self, federation: &Federation) -> Result<()> {
+        let round = federation.round() + 1;
+        if let Some(threshold) = self.cfg.start_accuracy
+            && self.attack_start().is_none()
+            && round >= self.cfg.start_round
+        {
+            let accuracy = fl_core::eval::evaluate(
+                federation.spec(),
+                federation.global(),
+                &self.first_training,
+                fl_data::NUM_CLASSES,
+            )
+            .accuracy;
+            if accuracy >= threshold {
+                self.attacker.start_at(round);
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges membership on the resulting global model (the one the attacker receives at the
+    /// start of the next round).
+    fn observe(&mut self, federation: &Federation, base: RoundMetrics) -> Result<MiaRoundMetrics> {
+        let j = self.judge(federation);
+        let membership = MembershipScores::new(&j.decisions, &j.scores, &self.targets.is_member());
+        self.judgements.push((base.round, j));
+        let is_mal = |k: &&usize| self.clients.contains_key(k);
+        Ok(MiaRoundMetrics {
+            attack_period: self.attack_start().is_some_and(|s| base.round >= s),
+            membership,
+            malicious_sampled: base.clients.iter().filter(is_mal).count(),
+            malicious_kept: base.kept.iter().filter(is_mal).count(),
+            craft: self.attacker.log().get(&base.round).cloned(),
+            base,
+        })
+    }
+
+    fn base(round: &MiaRoundMetrics) -> &RoundMetrics {
+        &round.base
+    }
+
+    fn summary(&self, federation: &Federation, rows: &[MiaRoundMetrics]) -> Result<MiaSummary> {
+        let last = rows
+            .last()
+            .ok_or_else(|| CoreError::Config("no rounds ran".into()))?;
+        let period: Vec<&MiaRoundMetrics> = rows.iter().filter(|r| r.attack_period).collect();
+        let best = period
+            .iter()
+            .copied()
+            .reduce(|a, b| {
+                if b.membership.accuracy > a.membership.accuracy {
+                    b
+                } else {
+                    a
+                }
+            })
+            .ok_or_else(|| {
+                CoreError::Config(format!(
+                    "the run stopped at round {} before the attack period (round {})",
+                    last.base.round, self.cfg.start_round
+                ))
+            })?;
+        let attack_rows: Vec<&&MiaRoundMetrics> = period
+            .iter()
+            .filter(|r| self.attacks_in(r.base.round))
+            .collect();
+        let sampled: usize = attack_rows.iter().map(|r| r.malicious_sampled).sum();
+        let kept: usize = attack_rows.iter().map(|r| r.malicious_kept).sum();
+        let crafted: Vec<&CraftLog> = attack_rows
+            .iter()
+            .filter_map(|r| r.craft.as_ref())
+            .collect();
+        let main_accuracy = rows
+            .iter()
+            .rev()
+            .find_map(|r| r.base.test.as_ref())
+            .map_or(0.0, |e| e.accuracy);
+        Ok(MiaSummary {
+            method: self.cfg.method,
+            knowledge: self.cfg.knowledge.name().into(),
+            aggregator: federation.config().aggregator.clone(),
+            malicious: self.cfg.malicious,
+            targets: self.targets.len(),
+            start_round: self.attack_start().unwrap_or(self.cfg.start_round),
+            best_accuracy: best.membership.accuracy,
+            best_round: best.base.round,
+            at_best: best.membership.clone(),
+            final_accuracy: last.membership.accuracy,
+            at_final: last.membership.clone(),
+            mean_accuracy: round6(
+                period.iter().map(|r| r.membership.accuracy).sum::<f64>() / period.len() as f64,
+            ),
+            last50_mean_accuracy: {
+                let last = &period[period.len().saturating_sub(50)..];
+                Some(round6(
+                    last.iter().map(|r| r.membership.accuracy).sum::<f64>() / last.len() as f64,
+                ))
+            },
+            best_accuracy_all_rounds: rows.iter().map(|r| r.membership.accuracy).reduce(f64::max),
+            main_accuracy: round6(main_accuracy),
+            malicious_kept_share: (sampled > 0).then(|| round6(kept as f64 / sampled as f64)),
+            feasible_rounds: (!crafted.is_empty())
+                .then(|| (crafted.iter().filter(|c| c.feasible).count(), crafted.len())),
+        })
+    }
+}
+
+/// A membership-inference experiment: data, the federation (the malicious clients' seats in
+/// it), and the attack playing them.
 pub struct MiaRun {
     /// The attack's parameters (checked).
     pub mia: MiaConfig,
@@ -105,13 +324,8 @@ pub struct MiaRun {
     pub prepared: Prepared,
     /// The run.
     pub federation: Federation,
-    /// The targets.
-    pub targets: TargetSet,
-    attacker: AttackerHandle,
-    calibration: LocalData,
-    /// What the first malicious client trains on (for `start_accuracy`).
-    first_training: LocalData,
-    judgements: Vec<(usize, Judgement)>,
+    /// The malicious clients, the targets and the judging.
+    pub attack: MembershipAttack,
 }
 
 impl MiaRun {
@@ -176,118 +390,65 @@ impl MiaRun {
                 "every malicious client needs at least 2 samples of its own".into(),
             ));
         }
-        let attacker = AttackerHandle::new(Attacker::new(
+        let attacker = Attacker::new(
             mia,
             &targets.data,
             &targets.wrong_labels,
             mask,
             own.clone(),
-        ));
+        );
         let mut participants = prepared.benign_participants();
         let mut first_training = None;
+        let mut clients = BTreeMap::new();
         for (k, mut data) in own {
             if mia.pretrain_targets {
                 data.extend(&targets.data);
             }
             first_training.get_or_insert_with(|| data.clone());
-            participants[k] = Box::new(MaliciousClient::new(k, data, mia, attacker.clone()))
-                as Box<dyn Participant>;
+            participants[k] = Box::new(Seat::new(k, data.len())) as Box<dyn Participant>;
+            clients.insert(k, BenignClient::new(k, data));
         }
         let federation = prepared.federation(participants, rule)?;
         Ok(Self {
             mia: mia.clone(),
             prepared,
             federation,
-            targets,
-            attacker,
-            calibration,
-            first_training: first_training.unwrap_or_default(),
-            judgements: Vec::new(),
+            attack: MembershipAttack {
+                cfg: mia.clone(),
+                attacker,
+                clients,
+                targets,
+                calibration,
+                first_training: first_training.unwrap_or_default(),
+                judgements: Vec::new(),
+            },
         })
     }
 
-    /// The attacker's decisions on the current global model, or with `judge_on =
-    /// "attacker-model"` on the model it holds (the current global model until its client is
-    /// first sampled). The rule reads only the model's outputs and the targets' true labels
-    /// (which the attacker holds), never membership.
+    /// The attacker's decisions on the current global model (see
+    /// [`MembershipAttack::judge`]).
     pub fn judge(&self) -> Judgement {
-        let spec = self.federation.spec();
-        let held = match self.mia.judge_on {
-            JudgeOn::Global => None,
-            JudgeOn::AttackerModel => self.attacker.lock().held_model().map(<[f32]>::to_vec),
-        };
-        let global = held.as_deref().unwrap_or(self.federation.global());
-        let on_targets = outputs(spec, global, &self.targets.data);
-        let scores: Vec<f64> = on_targets.iter().map(|t| t.1).collect();
-        let decisions = match self.mia.method {
-            MiaMethod::Passive => {
-                let own = outputs(spec, global, &self.calibration);
-                let n = own.len().max(1) as f64;
-                match self.mia.passive_rule {
-                    PassiveRule::Loss => {
-                        let t = own.iter().map(|p| p.0).sum::<f64>() / n;
-                        on_targets.iter().map(|p| p.0 <= t).collect()
-                    }
-                    PassiveRule::Confidence => {
-                        let t = own.iter().map(|p| p.1).sum::<f64>() / n;
-                        on_targets.iter().map(|p| p.1 >= t).collect()
-                    }
-                }
-            }
-            _ => on_targets.iter().map(|p| p.2).collect(),
-        };
-        Judgement { decisions, scores }
+        self.attack.judge(&self.federation)
     }
 
     /// The cover (mask) samples the attacker draws from.
     pub fn cover_pool(&self) -> LocalData {
-        self.attacker.lock().covers().clone()
+        self.attack.cover_pool().clone()
     }
 
     /// The first attack round, once known.
     pub fn attack_start(&self) -> Option<usize> {
-        self.attacker.lock().attack_start()
+        self.attack.attack_start()
     }
 
     /// True when the malicious clients attack in `round` (as far as the run has got).
     pub fn attacks_in(&self, round: usize) -> bool {
-        self.mia.attacks_in(self.attack_start(), round)
+        self.attack.attacks_in(round)
     }
 
-    /// Runs the next round and judges membership on the resulting global model (the one the
-    /// attacker receives at the start of the next round). With `start_accuracy`, the attack
-    /// starts in the first round (from `start_round` on) whose starting global model
-    /// classifies that share of the first malicious client's training data correctly.
+    /// Runs the next round and judges membership on the resulting global model.
     pub fn run_round(&mut self) -> Result<MiaRoundMetrics> {
-        let round = self.federation.round() + 1;
-        if let Some(threshold) = self.mia.start_accuracy
-            && self.attack_start().is_none()
-            && round >= self.mia.start_round
-        {
-            let accuracy = fl_core::eval::evaluate(
-                self.federation.spec(),
-                self.federation.global(),
-                &self.first_training,
-                fl_data::NUM_CLASSES,
-            )
-            .accuracy;
-            if accuracy >= threshold {
-                self.attacker.lock().start_at(round);
-            }
-        }
-        let base = self.federation.run_round()?;
-        let j = self.judge();
-        let membership = MembershipScores::new(&j.decisions, &j.scores, &self.targets.is_member());
-        self.judgements.push((base.round, j));
-        let is_mal = |k: &&usize| **k < self.mia.malicious;
-        Ok(MiaRoundMetrics {
-            attack_period: self.attack_start().is_some_and(|s| base.round >= s),
-            membership,
-            malicious_sampled: base.clients.iter().filter(is_mal).count(),
-            malicious_kept: base.kept.iter().filter(is_mal).count(),
-            craft: self.attacker.lock().log().get(&base.round).cloned(),
-            base,
-        })
+        fl_core::attack::step(&mut self.federation, &mut self.attack)
     }
 
     /// True once the run is over.
@@ -300,86 +461,16 @@ impl MiaRun {
         &mut self,
         on_round: &mut dyn FnMut(&MiaRoundMetrics),
     ) -> Result<Vec<MiaRoundMetrics>> {
-        let mut rows: Vec<MiaRoundMetrics> = Vec::new();
-        while !self.is_finished(rows.last()) {
-            let m = self.run_round()?;
-            on_round(&m);
-            rows.push(m);
-        }
-        Ok(rows)
+        fl_core::attack::run(&mut self.federation, &mut self.attack, on_round)
     }
 
     /// The ROC curve (FPR, TPR) of the scores after `round`, if it ran.
     pub fn roc_at(&self, round: usize) -> Option<Vec<(f64, f64)>> {
-        self.judgements
-            .iter()
-            .find(|(r, _)| *r == round)
-            .map(|(_, j)| roc(&j.scores, &self.targets.is_member()))
+        self.attack.roc_at(round)
     }
 
     /// The summary of `rows` (all rounds of this run, in order).
     pub fn summary(&self, rows: &[MiaRoundMetrics]) -> Result<MiaSummary> {
-        let last = rows
-            .last()
-            .ok_or_else(|| CoreError::Config("no rounds ran".into()))?;
-        let period: Vec<&MiaRoundMetrics> = rows.iter().filter(|r| r.attack_period).collect();
-        let best = period
-            .iter()
-            .copied()
-            .reduce(|a, b| {
-                if b.membership.accuracy > a.membership.accuracy {
-                    b
-                } else {
-                    a
-                }
-            })
-            .ok_or_else(|| {
-                CoreError::Config(format!(
-                    "the run stopped at round {} before the attack period (round {})",
-                    last.base.round, self.mia.start_round
-                ))
-            })?;
-        let attack_rows: Vec<&&MiaRoundMetrics> = period
-            .iter()
-            .filter(|r| self.attacks_in(r.base.round))
-            .collect();
-        let sampled: usize = attack_rows.iter().map(|r| r.malicious_sampled).sum();
-        let kept: usize = attack_rows.iter().map(|r| r.malicious_kept).sum();
-        let crafted: Vec<&CraftLog> = attack_rows
-            .iter()
-            .filter_map(|r| r.craft.as_ref())
-            .collect();
-        let main_accuracy = rows
-            .iter()
-            .rev()
-            .find_map(|r| r.base.test.as_ref())
-            .map_or(0.0, |e| e.accuracy);
-        Ok(MiaSummary {
-            method: self.mia.method,
-            knowledge: self.mia.knowledge.name().into(),
-            aggregator: self.federation.config().aggregator.clone(),
-            malicious: self.mia.malicious,
-            targets: self.targets.len(),
-            start_round: self.attack_start().unwrap_or(self.mia.start_round),
-            best_accuracy: best.membership.accuracy,
-            best_round: best.base.round,
-            at_best: best.membership.clone(),
-            final_accuracy: last.membership.accuracy,
-            at_final: last.membership.clone(),
-            mean_accuracy: round6(
-                period.iter().map(|r| r.membership.accuracy).sum::<f64>() / period.len() as f64,
-            ),
-            last50_mean_accuracy: {
-                let last = &period[period.len().saturating_sub(50)..];
-                Some(round6(
-                    last.iter().map(|r| r.membership.accuracy).sum::<f64>() / last.len() as f64,
-                ))
-            },
-            best_accuracy_all_rounds: rows.iter().map(|r| r.membership.accuracy).reduce(f64::max),
-            main_accuracy: round6(main_accuracy),
-            malicious_kept_share: (sampled > 0).then(|| round6(kept as f64 / sampled as f64)),
-            feasible_rounds: (!crafted.is_empty())
-                .then(|| (crafted.iter().filter(|c| c.feasible).count(), crafted.len())),
-        })
+        self.attack.summary(&self.federation, rows)
     }
 }

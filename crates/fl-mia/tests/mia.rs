@@ -109,7 +109,7 @@ fn pretraining_on_the_targets_teaches_the_model_their_true_labels_before_the_att
         }
         // The non-members (the second half of the targets): only the attacker can have
         // taught the model their labels, so their loss shows it.
-        let t = &run.targets.data;
+        let t = &run.attack.targets.data;
         let half = t.len() / 2;
         let px = fl_core::data::PIXELS;
         let non_members = fl_core::data::LocalData {
@@ -198,7 +198,7 @@ fn a_cover_reserve_is_held_out_from_every_client_the_targets_and_the_evaluation(
     };
     let cover_images = images(&covers);
     let attacker = images(&run.prepared.client_data(0));
-    let targets = images(&run.targets.data);
+    let targets = images(&run.attack.targets.data);
     let evaluated = images(&fl_core::data::LocalData::all(&run.prepared.test));
     for c in &cover_images {
         assert!(!attacker.contains(c) && !targets.contains(c) && !evaluated.contains(c));
@@ -218,7 +218,7 @@ fn decisions_never_read_the_ground_truth() {
         run.run(&mut |_| {}).unwrap();
         let before = run.judge();
         // Call every target a member, with a made-up owner: the decisions stay.
-        for o in run.targets.origin.iter_mut() {
+        for o in run.attack.targets.origin.iter_mut() {
             *o = Origin::Member {
                 client: 1,
                 index: 0,

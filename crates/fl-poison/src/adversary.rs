@@ -1,16 +1,16 @@
 //! The malicious participant: GAN poisoning, label flipping, or its benign twin.
 
 use crate::config::{AttackConfig, AttackMethod};
+use crate::metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
 use fl_core::data::LocalData;
 use fl_core::error::{CoreError, Result};
 use fl_core::eval::evaluate;
 use fl_core::train::{TrainConfig, train_local};
-use fl_core::{Participant, RoundContext, Update};
+use fl_core::{Attack, Federation, MaliciousClients, RoundContext, RoundMetrics, Update};
 use fl_data::NUM_CLASSES;
 use fl_gan::{Gan, GanStats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 /// What the adversary did in one round it was sampled in.
@@ -40,7 +40,7 @@ pub struct AdversaryTiming {
     pub train_s: f64,
 }
 
-/// The adversary's record, shared with whoever runs the federation.
+/// The adversary's record, read by whoever runs the attack.
 #[derive(Debug, Clone, Default)]
 pub struct AttackLog {
     /// The round the attack started (for `none`: the round it would have started).
@@ -51,36 +51,15 @@ pub struct AttackLog {
     pub timing: BTreeMap<usize, AdversaryTiming>,
 }
 
-/// What the runner keeps of the adversary: its log and, for the GAN attack, its generator.
-#[derive(Clone)]
-pub struct AttackHandle {
-    /// The shared log.
-    pub log: Arc<Mutex<AttackLog>>,
-    /// The generator (GAN attack only).
-    pub gan: Option<Arc<Mutex<Gan>>>,
-}
-
-impl AttackHandle {
-    /// The log, locked.
-    pub fn log(&self) -> MutexGuard<'_, AttackLog> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// `n` images of G from the generator with noise from `rng` (`None` without a generator).
-    pub fn sample(&self, n: usize, rng: &mut fl_data::rng::Stream) -> Option<Vec<f32>> {
-        self.gan
-            .as_ref()
-            .map(|g| g.lock().unwrap_or_else(|p| p.into_inner()).sample(n, rng))
-    }
-}
-
-/// The adversarial client.
+/// The adversarial client, and the attack it plays ([`fl_core::Attack`]: one client, the
+/// round's attack scores, the attack summary).
 pub struct Adversary {
     client: usize,
     own: LocalData,
     cfg: AttackConfig,
     train: TrainConfig,
-    handle: AttackHandle,
+    log: AttackLog,
+    gan: Option<Gan>,
 }
 
 impl Adversary {
@@ -93,8 +72,8 @@ impl Adversary {
         device: &burn::tensor::Device,
         seed: u64,
     ) -> Self {
-        let gan = (cfg.method == AttackMethod::Gan)
-            .then(|| Arc::new(Mutex::new(Gan::new(cfg.gan.clone(), device, seed))));
+        let gan =
+            (cfg.method == AttackMethod::Gan).then(|| Gan::new(cfg.gan.clone(), device, seed));
         let mut train = fed_train.clone();
         if let Some(e) = cfg.epochs {
             train.epochs = e;
@@ -104,21 +83,34 @@ impl Adversary {
             own,
             cfg: cfg.clone(),
             train,
-            handle: AttackHandle {
-                log: Arc::new(Mutex::new(AttackLog::default())),
-                gan,
-            },
+            log: AttackLog::default(),
+            gan,
         }
     }
 
-    /// The handle the runner keeps.
-    pub fn handle(&self) -> AttackHandle {
-        self.handle.clone()
+    /// The attack's parameters.
+    pub fn config(&self) -> &AttackConfig {
+        &self.cfg
+    }
+
+    /// What it did so far.
+    pub fn log(&self) -> &AttackLog {
+        &self.log
+    }
+
+    /// Its log, to continue another run's (a warm start).
+    pub fn log_mut(&mut self) -> &mut AttackLog {
+        &mut self.log
+    }
+
+    /// `n` images of G from the generator with noise from `rng` (`None` without a generator).
+    pub fn sample(&self, n: usize, rng: &mut fl_data::rng::Stream) -> Option<Vec<f32>> {
+        self.gan.as_ref().map(|g| g.sample(n, rng))
     }
 
     /// Decides whether this round attacks; returns (attacking, own accuracy if measured).
     fn should_attack(&self, ctx: &RoundContext<'_>) -> (bool, Option<f64>) {
-        if let Some(start) = self.handle.log().started_at {
+        if let Some(start) = self.log.started_at {
             return (ctx.round >= start, None);
         }
         if ctx.round < self.cfg.start_round {
@@ -136,7 +128,7 @@ impl Adversary {
     /// The local set of an attack round; the generator's and the sampling's time go to
     /// `timing`.
     fn attack_data(
-        &self,
+        &mut self,
         ctx: &RoundContext<'_>,
         timing: &mut AdversaryTiming,
     ) -> Result<(LocalData, Option<GanStats>)> {
@@ -152,12 +144,7 @@ impl Adversary {
                 Ok((data, None))
             }
             AttackMethod::Gan => {
-                let gan = self
-                    .handle
-                    .gan
-                    .as_ref()
-                    .expect("the GAN attack has a generator");
-                let mut gan = gan.lock().unwrap_or_else(|p| p.into_inner());
+                let gan = self.gan.as_mut().expect("the GAN attack has a generator");
                 let started = Instant::now();
                 let stats =
                     gan.train_against(ctx.spec, ctx.global, self.cfg.generate, ctx.round)?;
@@ -183,23 +170,16 @@ impl Adversary {
     }
 }
 
-impl Participant for Adversary {
-    fn client(&self) -> usize {
-        self.client
+impl MaliciousClients for Adversary {
+    fn clients(&self) -> Vec<usize> {
+        vec![self.client]
     }
 
-    fn num_samples(&self) -> usize {
-        self.own.len()
-    }
-
-    fn is_adversarial(&self) -> bool {
-        true
-    }
-
-    fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
+    fn update(&mut self, client: usize, ctx: &RoundContext<'_>) -> Result<Update> {
+        debug_assert_eq!(client, self.client);
         let (attacking, own_accuracy) = self.should_attack(ctx);
         if attacking {
-            self.handle.log().started_at.get_or_insert(ctx.round);
+            self.log.started_at.get_or_insert(ctx.round);
         }
         let malicious = attacking && self.cfg.method != AttackMethod::None;
         let mut timing = AdversaryTiming::default();
@@ -224,8 +204,7 @@ impl Participant for Adversary {
                 reason: format!("its round-{} update is not finite", ctx.round),
             });
         }
-        let mut log = self.handle.log();
-        log.rounds.insert(
+        self.log.rounds.insert(
             ctx.round,
             AdversaryRound {
                 attacking,
@@ -235,8 +214,41 @@ impl Participant for Adversary {
                 own_accuracy,
             },
         );
-        log.timing.insert(ctx.round, timing);
-        drop(log);
+        self.log.timing.insert(ctx.round, timing);
         Ok(update)
+    }
+}
+
+impl Attack for Adversary {
+    type Round = AttackRoundMetrics;
+    type Summary = AttackSummary;
+
+    fn observe(&mut self, _federation: &Federation, base: RoundMetrics) -> Result<Self::Round> {
+        Ok(AttackRoundMetrics {
+            scores: base.test.as_ref().map(|e| AttackScores::of(e, &self.cfg)),
+            attack_period: self.log.started_at.is_some_and(|s| base.round >= s),
+            adversary: self.log.rounds.get(&base.round).cloned(),
+            base,
+        })
+    }
+
+    fn base(round: &AttackRoundMetrics) -> &RoundMetrics {
+        &round.base
+    }
+
+    /// The summary without the fidelity (which needs an oracle: see
+    /// [`crate::AttackRun::summary`]).
+    fn summary(
+        &self,
+        federation: &Federation,
+        rounds: &[AttackRoundMetrics],
+    ) -> Result<AttackSummary> {
+        Ok(AttackSummary::new(
+            &self.cfg,
+            &federation.config().dataset.class_names(),
+            rounds,
+            self.log.started_at,
+            None,
+        ))
     }
 }

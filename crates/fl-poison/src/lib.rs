@@ -19,7 +19,7 @@ pub mod config;
 pub mod metrics;
 pub mod run;
 
-pub use adversary::{Adversary, AdversaryRound, AdversaryTiming, AttackHandle, AttackLog};
+pub use adversary::{Adversary, AdversaryRound, AdversaryTiming, AttackLog};
 pub use config::{AttackConfig, AttackMethod};
 pub use metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
 pub use run::{AttackRun, WarmStart};

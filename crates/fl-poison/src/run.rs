@@ -1,8 +1,9 @@
 //! A federated run with the adversary in place of one client.
 
-use crate::adversary::{Adversary, AttackHandle};
+use crate::adversary::Adversary;
 use crate::config::AttackConfig;
 use crate::metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
+use fl_core::attack::Seat;
 use fl_core::error::{CoreError, Result};
 use fl_core::experiment::{Prepared, aggregator};
 use fl_core::{Aggregator, FedConfig, Federation};
@@ -16,17 +17,17 @@ pub struct WarmStart {
     pub rows: Vec<AttackRoundMetrics>,
 }
 
-/// An attack experiment: data, the federation with its adversary, and the adversary's handle.
+/// An attack experiment: data, the federation, and the adversary playing its client.
 pub struct AttackRun {
     /// The attack's parameters (checked).
     pub attack: AttackConfig,
     /// Data and split (of the federated config with G withheld from the adversary when the
     /// method needs it).
     pub prepared: Prepared,
-    /// The run.
+    /// The run (the adversary's client is a [`Seat`] in it).
     pub federation: Federation,
-    /// The adversary's log and generator.
-    pub handle: AttackHandle,
+    /// The adversary: its log and generator.
+    pub adversary: Adversary,
 }
 
 impl AttackRun {
@@ -83,14 +84,16 @@ impl AttackRun {
             &prepared.spec.device,
             fed.seed,
         );
-        let handle = adversary.handle();
-        participants[attack.adversary] = Box::new(adversary);
+        participants[attack.adversary] = Box::new(Seat::new(
+            attack.adversary,
+            prepared.parts[attack.adversary].len(),
+        ));
         let federation = prepared.federation(participants, rule)?;
         Ok(Self {
             attack: attack.clone(),
             prepared,
             federation,
-            handle,
+            adversary,
         })
     }
 
@@ -130,7 +133,7 @@ impl AttackRun {
         }
         self.federation
             .set_global(warm.global.clone(), warm.rows.len());
-        let mut log = self.handle.log();
+        let log = self.adversary.log_mut();
         let rows = warm
             .rows
             .iter()
@@ -153,20 +156,7 @@ impl AttackRun {
 
     /// Runs the next round and scores it.
     pub fn run_round(&mut self) -> Result<AttackRoundMetrics> {
-        let base = self.federation.run_round()?;
-        let log = self.handle.log();
-        let attack_period = log.started_at.is_some_and(|s| base.round >= s);
-        let adversary = log.rounds.get(&base.round).cloned();
-        drop(log);
-        Ok(AttackRoundMetrics {
-            scores: base
-                .test
-                .as_ref()
-                .map(|e| AttackScores::of(e, &self.attack)),
-            attack_period,
-            adversary,
-            base,
-        })
+        fl_core::attack::step(&mut self.federation, &mut self.adversary)
     }
 
     /// True once the run is over (all rounds, or the target accuracy).
@@ -179,13 +169,7 @@ impl AttackRun {
         &mut self,
         on_round: &mut dyn FnMut(&AttackRoundMetrics),
     ) -> Result<Vec<AttackRoundMetrics>> {
-        let mut rows: Vec<AttackRoundMetrics> = Vec::new();
-        while !self.is_finished(rows.last()) {
-            let m = self.run_round()?;
-            on_round(&m);
-            rows.push(m);
-        }
-        Ok(rows)
+        fl_core::attack::run(&mut self.federation, &mut self.adversary, on_round)
     }
 
     /// The summary of `rows`, with the fidelity when it was scored.
@@ -194,7 +178,7 @@ impl AttackRun {
             &self.attack,
             &self.prepared.config.dataset.class_names(),
             rows,
-            self.handle.log().started_at,
+            self.adversary.log().started_at,
             fidelity,
         )
     }

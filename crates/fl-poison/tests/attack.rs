@@ -2,7 +2,7 @@
 
 use fl_core::experiment::Experiment;
 use fl_core::participant::RoundContext;
-use fl_core::{FedConfig, Participant};
+use fl_core::{FedConfig, MaliciousClients};
 use fl_data::partition::{PartitionConfig, Withhold};
 use fl_gan::GanConfig;
 use fl_poison::{Adversary, AttackConfig, AttackMethod, AttackRun};
@@ -82,7 +82,7 @@ fn the_benign_twin_is_exactly_a_benign_client() {
     }
     assert_eq!(run.federation.global(), plain.federation.global());
     // The baseline still marks the period the attack would have covered.
-    assert_eq!(run.handle.log().started_at, Some(2));
+    assert_eq!(run.adversary.log().started_at, Some(2));
     assert_eq!(
         rows.iter().map(|r| r.attack_period).collect::<Vec<_>>(),
         [false, true, true]
@@ -97,7 +97,7 @@ fn a_seeded_gan_attack_gives_identical_numbers_twice() {
         (
             rows,
             run.federation.global().to_vec(),
-            run.handle.log().clone(),
+            run.adversary.log().clone(),
         )
     };
     let (a_rows, a_global, a_log) = once();
@@ -139,7 +139,7 @@ fn update_with_boost(boost: f64) -> Vec<f32> {
         train: &run.prepared.config.train,
         benign_updates: &[],
     };
-    adv.update(&ctx).unwrap().delta
+    adv.update(0, &ctx).unwrap().delta
 }
 
 #[test]
@@ -163,13 +163,12 @@ fn an_unreached_start_accuracy_keeps_the_adversary_benign() {
     };
     let mut run = AttackRun::build(&fed(), &cfg).unwrap();
     let rows = run.run(&mut |_| {}).unwrap();
-    let log = run.handle.log();
+    let log = run.adversary.log();
     assert_eq!(log.started_at, None);
     assert!(log.rounds.values().all(|r| !r.attacking));
     // It measured the global model on its own data from the start round on.
     assert!(log.rounds[&1].own_accuracy.is_none());
     assert!(log.rounds[&2].own_accuracy.is_some());
-    drop(log);
     assert!(rows.iter().all(|r| !r.attack_period));
     let s = run.summary(&rows, None);
     assert_eq!((s.attack_start, s.avg_attack_accuracy), (None, None));

@@ -298,11 +298,14 @@ pub fn run(grid: &Grid, opts: &SweepOptions) -> Result<SweepReport> {
 
 /// Runs `probe` (one cell, alone) while sampling the device's memory every 20 ms, and fits
 /// as many cells as the budget allows, at most `groups` (what is left to run).
+///
+/// The probe runs on a thread of its own: the device keeps one stream, with its own memory
+/// pool, per thread, and the calling thread's pool may already hold what an earlier run left.
 fn fit_cells(
     device: DeviceKind,
     budget: Option<u64>,
     groups: usize,
-    probe: impl FnOnce(),
+    probe: impl FnOnce() + Send,
 ) -> MemoryPlan {
     let reserved = || device.memory().map_or(0, |m| m.reserved);
     let baseline = reserved();
@@ -315,9 +318,12 @@ fn fit_cells(
                 std::thread::sleep(Duration::from_millis(20));
             }
         });
-        probe();
+        let ran = s.spawn(probe).join();
         peak.fetch_max(reserved(), Ordering::Relaxed);
         done.store(true, Ordering::Relaxed);
+        if let Err(panic) = ran {
+            std::panic::resume_unwind(panic);
+        }
     });
     let per_cell = peak.into_inner().saturating_sub(baseline);
     let budget = budget.or_else(|| device.memory().and_then(|m| m.capacity));
