@@ -2,8 +2,8 @@
 
 use crate::config::{resolve, server_rule, shown_defense, take_defense, take_section};
 use crate::plot::{Figure, LineChart, Series};
-use crate::progress::rounds_bar;
 use crate::run_dir::RunDir;
+use crate::runner::{RoundHook, run_rounds};
 use crate::summary::Summary;
 use crate::train::draw_curves;
 use anyhow::{Context, Result};
@@ -13,7 +13,9 @@ use fl_data::NUM_CLASSES;
 use fl_data::rng::stream;
 use fl_defense::DefenseConfig;
 use fl_gan::oracle::{Oracle, OracleRecipe};
-use fl_poison::{AttackConfig, AttackMethod, AttackRoundMetrics, AttackRun, AttackSummary};
+use fl_poison::{
+    Adversary, AttackConfig, AttackMethod, AttackRoundMetrics, AttackRun, AttackSummary,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use toml::Table;
@@ -95,36 +97,18 @@ pub fn run(
         effective.name,
         pair_label(&effective, attack.generate, attack.target)
     );
-    let bar = if progress {
-        rounds_bar(effective.rounds as u64, &label)
-    } else {
-        indicatif::ProgressBar::hidden()
+    let mut hook = Previews {
+        every: attack.samples_every,
+        seed: effective.seed,
     };
-    let mut rows: Vec<AttackRoundMetrics> = Vec::new();
-    while !run.is_finished(rows.last()) {
-        let m = run.run_round()?;
-        if let Some(s) = &m.scores {
-            bar.set_message(format!(
-                "attack {:.3} main {:.4}{}",
-                s.attack_accuracy,
-                s.main_accuracy_others,
-                if m.attack_period { " (attacking)" } else { "" }
-            ));
-        }
-        bar.inc(1);
-        if m.attack_period
-            && attack.samples_every > 0
-            && m.base.round.is_multiple_of(attack.samples_every)
-            && let Some(images) = preview(&run, effective.seed)
-        {
-            let path = dir.file(&format!("samples/round-{:03}.png", m.base.round));
-            std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-            fl_gan::grid::write_png(&path, &images, GRID, GRID, GRID_SCALE)?;
-        }
-        rows.push(m);
-        dir.write_jsonl("metrics.jsonl", &rows)?;
-    }
-    bar.finish();
+    let rows = run_rounds(
+        &mut run.federation,
+        &mut run.adversary,
+        &dir,
+        &label,
+        progress,
+        &mut hook,
+    )?;
 
     let (summary, samples) = conclude(&run, &effective, &rows, oracle.as_ref());
     if let Some(images) = &samples {
@@ -135,6 +119,44 @@ pub fn run(
     draw_curves(&dir, &effective.name, &base)?;
     draw_attack_curves(&dir, &label, &rows, attack)?;
     Ok(AttackOutcome { summary, samples })
+}
+
+/// The attack run's hook: attack and main accuracy on the bar; every `every` rounds of the
+/// attack period, a preview grid of the generator's images from fixed noise.
+struct Previews {
+    every: usize,
+    seed: u64,
+}
+
+impl RoundHook<Adversary> for Previews {
+    fn message(&self, _attack: &Adversary, m: &AttackRoundMetrics) -> Option<String> {
+        m.scores.as_ref().map(|s| {
+            format!(
+                "attack {:.3} main {:.4}{}",
+                s.attack_accuracy,
+                s.main_accuracy_others,
+                if m.attack_period { " (attacking)" } else { "" }
+            )
+        })
+    }
+
+    fn after_round(
+        &mut self,
+        adversary: &Adversary,
+        m: &AttackRoundMetrics,
+        dir: &RunDir,
+    ) -> Result<()> {
+        if m.attack_period
+            && self.every > 0
+            && m.base.round.is_multiple_of(self.every)
+            && let Some(images) = preview(adversary, self.seed)
+        {
+            let path = dir.file(&format!("samples/round-{:03}.png", m.base.round));
+            std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+            fl_gan::grid::write_png(&path, &images, GRID, GRID, GRID_SCALE)?;
+        }
+        Ok(())
+    }
 }
 
 /// The oracle that scores the generator's fidelity, when the attack asks for it (GAN method,
@@ -168,7 +190,7 @@ pub(crate) fn conclude(
     oracle: Option<&Oracle>,
 ) -> (AttackRunSummary, Option<Vec<f32>>) {
     let attack = &run.attack;
-    let samples = preview(run, effective.seed);
+    let samples = preview(&run.adversary, effective.seed);
     let fidelity = oracle.and_then(|o| {
         let mut rng = stream(effective.seed, "fidelity-noise", &[]);
         run.adversary
@@ -193,9 +215,8 @@ pub fn pair_label(fed: &FedConfig, g: usize, t: usize) -> String {
 
 /// The 8x8 preview grid: generated images from fixed noise, so grids of different rounds
 /// show the same latent points.
-fn preview(run: &AttackRun, seed: u64) -> Option<Vec<f32>> {
-    run.adversary
-        .sample(GRID * GRID, &mut stream(seed, "preview-noise", &[]))
+fn preview(adversary: &Adversary, seed: u64) -> Option<Vec<f32>> {
+    adversary.sample(GRID * GRID, &mut stream(seed, "preview-noise", &[]))
 }
 
 /// `attack.png`: attack accuracy, accuracy on the other classes and on G, per round, with the

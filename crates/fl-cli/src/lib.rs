@@ -11,6 +11,7 @@ pub mod mia_table;
 pub mod plot;
 pub mod progress;
 pub mod run_dir;
+pub mod runner;
 pub mod summary;
 pub mod sweep;
 pub mod train;

@@ -2,14 +2,14 @@
 
 use crate::config::{resolve, server_rule, shown_defense, take_defense, take_section};
 use crate::plot::{Figure, LineChart, Series};
-use crate::progress::rounds_bar;
 use crate::run_dir::RunDir;
+use crate::runner::{RoundHook, run_rounds};
 use crate::summary::Summary;
 use crate::train::draw_curves;
 use anyhow::{Context, Result};
 use fl_core::FedConfig;
 use fl_defense::DefenseConfig;
-use fl_mia::{MiaConfig, MiaRoundMetrics, MiaRun, MiaSummary};
+use fl_mia::{MembershipAttack, MiaConfig, MiaRoundMetrics, MiaRun, MiaSummary};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use toml::Table;
@@ -69,31 +69,14 @@ pub fn run(
     })?;
     let mut run = MiaRun::build(fed, mia, rule)?;
     let label = format!("{} {} vs {}", fed.name, mia.method.name(), fed.aggregator);
-    let bar = if progress {
-        rounds_bar(fed.rounds as u64, &label)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let mut rows: Vec<MiaRoundMetrics> = Vec::new();
-    while !run.is_finished(rows.last()) {
-        let m = run.run_round()?;
-        let main = m.base.test.as_ref().map_or(0.0, |e| e.accuracy);
-        bar.set_message(format!(
-            "membership {:.3} auc {:.3} main {:.4}{}",
-            m.membership.accuracy,
-            m.membership.auc,
-            main,
-            if run.attacks_in(m.base.round) {
-                " (attacking)"
-            } else {
-                ""
-            }
-        ));
-        bar.inc(1);
-        rows.push(m);
-        dir.write_jsonl("metrics.jsonl", &rows)?;
-    }
-    bar.finish();
+    let rows = run_rounds(
+        &mut run.federation,
+        &mut run.attack,
+        &dir,
+        &label,
+        progress,
+        &mut Membership,
+    )?;
     let parameters = run.federation.spec().num_params();
     let base: Vec<fl_core::RoundMetrics> = rows.iter().map(|r| r.base.clone()).collect();
     let summary = MiaRunSummary {
@@ -105,6 +88,26 @@ pub fn run(
     draw_membership(&dir, &label, &rows, &|r| run.attacks_in(r))?;
     draw_roc(&dir, &label, &run, &summary.mia)?;
     Ok(summary)
+}
+
+/// The membership run's hook: membership accuracy, AUC and main accuracy on the bar.
+struct Membership;
+
+impl RoundHook<MembershipAttack> for Membership {
+    fn message(&self, attack: &MembershipAttack, m: &MiaRoundMetrics) -> Option<String> {
+        let main = m.base.test.as_ref().map_or(0.0, |e| e.accuracy);
+        Some(format!(
+            "membership {:.3} auc {:.3} main {:.4}{}",
+            m.membership.accuracy,
+            m.membership.auc,
+            main,
+            if attack.attacks_in(m.base.round) {
+                " (attacking)"
+            } else {
+                ""
+            }
+        ))
+    }
 }
 
 /// `membership.png`: attack accuracy, AUC and main accuracy per round.

@@ -2,12 +2,12 @@
 
 use crate::config::{server_rule, shown_defense};
 use crate::plot::{Figure, LineChart, Series};
-use crate::progress::rounds_bar;
 use crate::run_dir::RunDir;
+use crate::runner::{Accuracy, run_rounds};
 use crate::summary::Summary;
 use anyhow::Result;
 use fl_core::experiment::Experiment;
-use fl_core::{FedConfig, RoundMetrics};
+use fl_core::{FedConfig, NoAttack, RoundMetrics};
 use fl_defense::DefenseConfig;
 use serde::Serialize;
 use std::path::Path;
@@ -49,22 +49,7 @@ pub fn run(
         "starting {}",
         config.name
     );
-    let bar = if progress {
-        rounds_bar(config.rounds as u64, &config.name)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    let mut rows: Vec<RoundMetrics> = Vec::new();
-    while !fed.is_finished(rows.last()) {
-        let m = fed.run_round()?;
-        if let Some(e) = &m.test {
-            bar.set_message(format!("acc {:.4} loss {:.4}", e.accuracy, e.loss));
-        }
-        bar.inc(1);
-        rows.push(m);
-        dir.write_jsonl("metrics.jsonl", &rows)?;
-    }
-    bar.finish();
+    let rows = run_rounds(fed, &mut NoAttack, &dir, &config.name, progress, &mut Accuracy)?;
     let summary = Summary::new(config, parameters, &rows);
     dir.write_json("summary.json", &summary)?;
     draw_curves(&dir, &config.name, &rows)?;

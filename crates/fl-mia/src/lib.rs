@@ -5,13 +5,14 @@
 //!   of malicious clients, targets, attack rounds;
 //! - [`targets`]: the target set (half members from benign clients, half non-members from the
 //!   test split) with a wrong label per target, and the mask pool from the attacker's own data;
-//! - [`attacker`]: the malicious clients. FedPoisonMIA ("Find a Scapegoat", 2025) relabels the
-//!   targets with wrong labels, takes one SGD step on them (g_attack), greedily adds the
+//! - [`attacker`]: the craft the malicious clients share. FedPoisonMIA ("Find a Scapegoat",
+//!   2025) relabels the targets with wrong labels, takes one SGD step on them (g_attack), greedily adds the
 //!   one-sample updates of mask samples and scales g_attack by the largest alpha that keeps
 //!   the update within the benign updates' largest angle. AGREvader-style: the same under a
 //!   Euclidean bound. Gradient ascent (Nasr et al.): one ascent step on the targets;
-//! - [`run`]: the experiment; membership is judged on the global model after every round:
-//!   active attacks call a target a member iff the model classifies it correctly (a member's
+//! - [`run`]: [`MembershipAttack`], the attack as an [`fl_core::Attack`] (its malicious
+//!   clients, the targets, the judging), and [`MiaRun`], the experiment; membership is
+//!   judged on the global model after every round: active attacks call a target a member iff the model classifies it correctly (a member's
 //!   owner undoes the poison), the passive attack thresholds its loss or confidence at the mean
 //!   over the attacker's own data;
 //! - [`metrics`]: accuracy, precision, recall, ROC, AUC and TPR at 0.1% and 1% FPR (reported
@@ -27,5 +28,5 @@ pub use config::{
     AttackSteps, CoverSource, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule, Selection,
 };
 pub use metrics::MembershipScores;
-pub use run::{MiaRoundMetrics, MiaRun, MiaSummary};
+pub use run::{MembershipAttack, MiaRoundMetrics, MiaRun, MiaSummary};
 pub use targets::TargetSet;

@@ -1,8 +1,8 @@
-//! Poisoning attacks on federated training, as participants the protocol calls like any client.
+//! Poisoning attacks on federated training, as [`fl_core::Attack`]s playing one client.
 //!
 //! - [`config`]: [`AttackConfig`], the `[attack]` section (method, classes G and T, the
 //!   adversary, when it starts, the strength knobs);
-//! - [`adversary`]: [`Adversary`], the malicious participant: the combined GAN reconstruction +
+//! - [`adversary`]: [`Adversary`], the malicious client and its attack: the combined GAN reconstruction +
 //!   poisoning attack (Hitaj et al.; Zhang et al.), plain label flipping, or a benign twin for the
 //!   no-attack baseline; update boosting;
 //! - [`metrics`]: attack accuracy (test images of G classified as T) and the scores beside it,

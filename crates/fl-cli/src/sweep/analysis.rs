@@ -121,7 +121,7 @@ pub struct Analysis {
 pub struct Symmetry {
     /// Unordered pairs with both directions present.
     pub pairs: usize,
-    /// Mean, median and largest |M[g][t] - M[t][g]|, and the pair of the largest.
+    /// Mean, median and largest `|M[g][t] - M[t][g]|`, and the pair of the largest.
     pub mean_gap: f64,
     /// Median gap.
     pub median_gap: f64,
@@ -129,9 +129,9 @@ pub struct Symmetry {
     pub max_gap: f64,
     /// (g, t) of the largest gap, g < t.
     pub max_pair: (usize, usize),
-    /// Pearson correlation of M[g][t] and M[t][g] over the pairs.
+    /// Pearson correlation of `M[g][t]` and `M[t][g]` over the pairs.
     pub correlation: f64,
-    /// Wilcoxon signed-rank test of M[g][t] - M[t][g] for g < t.
+    /// Wilcoxon signed-rank test of `M[g][t] - M[t][g]` for g < t.
     pub signed_rank: TestResult,
     /// Gaps beyond seed noise (needs two seeds).
     pub beyond_seed_noise: Option<TestResult>,

@@ -39,7 +39,7 @@ pub struct CellResult {
     pub config_hash: String,
     /// The run's summary (as `summary.json` of `fl attack gan-poison`).
     pub summary: AttackRunSummary,
-    /// Attack accuracy of every round (confusion[G][T] / |G| on the test split).
+    /// Attack accuracy of every round (`confusion[G][T] / |G|` on the test split).
     pub attack_accuracy: Vec<f64>,
     /// Rounds taken from the shared warm-up instead of run for this cell.
     pub warm_rounds: usize,
