@@ -49,7 +49,14 @@ pub fn run(
         "starting {}",
         config.name
     );
-    let rows = run_rounds(fed, &mut NoAttack, &dir, &config.name, progress, &mut Accuracy)?;
+    let rows = run_rounds(
+        fed,
+        &mut NoAttack,
+        &dir,
+        &config.name,
+        progress,
+        &mut Accuracy,
+    )?;
     let summary = Summary::new(config, parameters, &rows);
     dir.write_json("summary.json", &summary)?;
     draw_curves(&dir, &config.name, &rows)?;

@@ -1,5 +1,6 @@
 //! A whole run assembled from a [`FedConfig`]: data loaded, split, clients built.
 
+use crate::attack::Seat;
 use crate::config::FedConfig;
 use crate::data::LocalData;
 use crate::error::{CoreError, Result};
@@ -83,6 +84,18 @@ impl Prepared {
         (0..self.config.clients)
             .map(|k| Box::new(BenignClient::new(k, self.client_data(k))) as Box<dyn Participant>)
             .collect()
+    }
+
+    /// One honest participant per client, except that each of `attacked` (the clients an
+    /// attack plays: [`crate::MaliciousClients::clients`]) sits as a [`Seat`].
+    pub fn seated(&self, attacked: &[usize]) -> Vec<Box<dyn Participant>> {
+        let mut all = self.benign_participants();
+        for &k in attacked {
+            if k < all.len() {
+                all[k] = Box::new(Seat::new(k, self.parts[k].len()));
+            }
+        }
+        all
     }
 
     /// The run with these participants and this aggregator.

@@ -4,16 +4,16 @@ use crate::attacker::{Attacker, CraftLog};
 use crate::config::{CoverSource, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule};
 use crate::metrics::{MembershipScores, roc};
 use crate::targets::{TargetSet, own_sample};
+use fl_core::attack::Seat;
 use fl_core::data::LocalData;
 use fl_core::error::{CoreError, Result};
 use fl_core::eval::{argmax, cross_entropy, logits, round6};
 use fl_core::experiment::Prepared;
-use fl_core::train::ModelSpec;
-use fl_core::attack::Seat;
 use fl_core::participant::{BenignClient, Participant, RoundContext};
+use fl_core::train::ModelSpec;
 use fl_core::{Aggregator, Attack, FedConfig, Federation, MaliciousClients, RoundMetrics, Update};
-use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The attacker's decisions on the targets for one global model.
 #[derive(Debug, Clone, PartialEq)]
@@ -390,13 +390,7 @@ impl MiaRun {
                 "every malicious client needs at least 2 samples of its own".into(),
             ));
         }
-        let attacker = Attacker::new(
-            mia,
-            &targets.data,
-            &targets.wrong_labels,
-            mask,
-            own.clone(),
-        );
+        let attacker = Attacker::new(mia, &targets.data, &targets.wrong_labels, mask, own.clone());
         let mut participants = prepared.benign_participants();
         let mut first_training = None;
         let mut clients = BTreeMap::new();

@@ -3,10 +3,9 @@
 use crate::adversary::Adversary;
 use crate::config::AttackConfig;
 use crate::metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
-use fl_core::attack::Seat;
 use fl_core::error::{CoreError, Result};
 use fl_core::experiment::{Prepared, aggregator};
-use fl_core::{Aggregator, FedConfig, Federation};
+use fl_core::{Aggregator, FedConfig, Federation, MaliciousClients};
 
 /// The rounds before an attack starts and the global model after them.
 #[derive(Debug, Clone)]
@@ -76,7 +75,6 @@ impl AttackRun {
                 attack.generate, attack.adversary
             )));
         }
-        let mut participants = prepared.benign_participants();
         let adversary = Adversary::new(
             prepared.client_data(attack.adversary),
             attack,
@@ -84,11 +82,7 @@ impl AttackRun {
             &prepared.spec.device,
             fed.seed,
         );
-        participants[attack.adversary] = Box::new(Seat::new(
-            attack.adversary,
-            prepared.parts[attack.adversary].len(),
-        ));
-        let federation = prepared.federation(participants, rule)?;
+        let federation = prepared.federation(prepared.seated(&adversary.clients()), rule)?;
         Ok(Self {
             attack: attack.clone(),
             prepared,
