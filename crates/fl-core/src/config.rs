@@ -6,6 +6,7 @@ use crate::model::ModelKind;
 use crate::train::TrainConfig;
 use fl_data::DatasetKind;
 use fl_data::partition::PartitionConfig;
+use fl_data::pool::PoolConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -52,6 +53,10 @@ pub struct FedConfig {
     /// written to configs) is synchronous FedAvg.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_delay: usize,
+    /// The FedPoisonMIA authors' split instead of `[partition]`: training and test splits
+    /// pooled, a reserve held out, equal shares (absent: the usual splits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolConfig>,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -78,6 +83,7 @@ impl Default for FedConfig {
             test_samples: None,
             seed: 0,
             max_delay: 0,
+            pool: None,
         }
     }
 }
@@ -111,6 +117,15 @@ impl FedConfig {
         }
         self.train.validate()?;
         self.partition.validate(self.clients)?;
+        if let Some(pool) = &self.pool {
+            pool.validate(self.clients)?;
+            if self.partition != PartitionConfig::default() {
+                return bad(
+                    "[pool] deals the clients' shares itself: leave [partition] at its default"
+                        .into(),
+                );
+            }
+        }
         Ok(())
     }
 
@@ -156,6 +171,20 @@ mod tests {
         assert!(err(|c| c.target_accuracy = Some(2.0)).contains("target_accuracy"));
         assert!(err(|c| c.eval_every = 0).contains("eval_every"));
         assert!(err(|c| c.test_samples = Some(0)).contains("test_samples"));
+        assert!(
+            err(|c| c.pool = Some(PoolConfig {
+                empty_clients: vec![99],
+                ..Default::default()
+            }))
+            .contains("empty client 99")
+        );
+        assert!(
+            err(|c| {
+                c.pool = Some(PoolConfig::default());
+                c.partition.samples_per_client = Some(10);
+            })
+            .contains("leave [partition]")
+        );
         assert!(err(|c| c.name = "../x".into()).contains("plain folder"));
         assert!(err(|c| c.train.lr = 0.0).contains("lr"));
         assert!(err(|c| c.train.momentum = 1.0).contains("momentum"));

@@ -35,6 +35,8 @@ pub struct Prepared {
     pub parts: Vec<Vec<usize>>,
     /// Architecture and device.
     pub spec: ModelSpec,
+    /// With `[pool]`: the reserve held out of the clients and the test set.
+    pub reserve: Option<Dataset>,
 }
 
 impl Prepared {
@@ -42,16 +44,32 @@ impl Prepared {
     pub fn load(config: &FedConfig) -> Result<Self> {
         config.validate()?;
         let train = Dataset::load(&config.data_dir, config.dataset, Split::Train)?;
-        let mut test = Dataset::load(&config.data_dir, config.dataset, Split::Test)?;
+        let test = Dataset::load(&config.data_dir, config.dataset, Split::Test)?;
+        let (train, mut test, parts, reserve) = match &config.pool {
+            None => {
+                let parts = config
+                    .partition
+                    .validate(config.clients)?
+                    .split(&train.labels, config.seed)?;
+                (train, test, parts, None)
+            }
+            Some(pool) => {
+                // The authors' order: the test split first.
+                let pooled = test.concat(&train)?;
+                let s = pool.split(pooled.len(), config.clients, config.seed)?;
+                (
+                    pooled.subset(&s.train),
+                    pooled.subset(&s.test),
+                    s.parts,
+                    Some(pooled.subset(&s.reserve)),
+                )
+            }
+        };
         if let Some(n) = config.test_samples
             && n < test.len()
         {
             test = test.subset(&(0..n).collect::<Vec<_>>());
         }
-        let parts = config
-            .partition
-            .validate(config.clients)?
-            .split(&train.labels, config.seed)?;
         let spec = Self::spec_of(config)?;
         Ok(Self {
             config: config.clone(),
@@ -59,6 +77,7 @@ impl Prepared {
             test,
             parts,
             spec,
+            reserve,
         })
     }
 

@@ -130,6 +130,13 @@ impl Participant for BenignClient {
     }
 
     fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {
+        if self.data.is_empty() {
+            return Err(crate::CoreError::Participant {
+                client: self.client,
+                reason: "it holds no data (an empty client of [pool]: only an attack can play it)"
+                    .into(),
+            });
+        }
         let (local, stats) = ctx.train_from_global_with(self.client, &self.data, &mut self.optim);
         Ok(ctx.update_from(self.client, &local, stats, self.data.len()))
     }

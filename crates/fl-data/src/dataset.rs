@@ -285,6 +285,25 @@ impl Dataset {
         }
     }
 
+    /// This dataset's images followed by `other`'s (same kind and image shape).
+    pub fn concat(&self, other: &Dataset) -> Result<Dataset> {
+        if (self.kind, self.rows, self.cols) != (other.kind, other.rows, other.cols) {
+            return Err(DataError::Mismatch(format!(
+                "cannot pool {} {}x{} images with {} {}x{} ones",
+                self.kind.name(),
+                self.rows,
+                self.cols,
+                other.kind.name(),
+                other.rows,
+                other.cols
+            )));
+        }
+        let mut out = self.clone();
+        out.images.extend_from_slice(&other.images);
+        out.labels.extend_from_slice(&other.labels);
+        Ok(out)
+    }
+
     /// Number of images of each class.
     pub fn class_counts(&self) -> [usize; NUM_CLASSES] {
         let mut c = [0; NUM_CLASSES];

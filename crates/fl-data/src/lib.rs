@@ -3,7 +3,8 @@
 //! - [`idx`] reads and writes IDX files (raw or gzip) with strict validation;
 //! - [`Dataset`] holds `u8` pixels and labels, normalises to [-1, 1] on demand;
 //! - [`partition`] splits a training set over clients (IID, Dirichlet, shards, contiguous),
-//!   seeded, with classes withheld from chosen clients;
+//!   seeded, with classes withheld from chosen clients; [`pool`] is the FedPoisonMIA
+//!   authors' split instead (training and test pooled, a reserve, equal shares);
 //! - [`fetch`] gets the files from a local mirror or the official HTTP mirrors, checked by
 //!   SHA-256 of the uncompressed bytes;
 //! - [`rng::stream`] is the project's one way to make seeded randomness;
@@ -24,6 +25,7 @@ pub mod error;
 pub mod fetch;
 pub mod idx;
 pub mod partition;
+pub mod pool;
 pub mod rng;
 pub mod scratch;
 

@@ -77,38 +77,57 @@ pub struct Crafted {
 
 /// The inner products among the poison update g, the mask updates m_c and the reference
 /// updates r_j: enough to measure any `alpha g + mean(masks)` against the references without
-/// forming it.
-struct Products {
+/// forming it. Products between two masks are computed only for the rows a search adopts
+/// (a few of the masks), not for the whole Gram matrix.
+struct Products<'a> {
+    masks: &'a [Vec<f32>],
     gg: f64,
     gm: Vec<f64>,
     gr: Vec<f64>,
-    mm: Vec<Vec<f64>>,
+    /// m_c . m_c
+    mm_diag: Vec<f64>,
+    /// Rows m_c . m_* computed so far.
+    mm_rows: std::cell::RefCell<BTreeMap<usize, std::rc::Rc<Vec<f64>>>>,
     mr: Vec<Vec<f64>>,
     rr: Vec<f64>,
 }
 
-impl Products {
-    fn new(g: &[f32], masks: &[Vec<f32>], refs: &[Vec<f32>]) -> Self {
-        let p = masks.len();
-        let mut mm = vec![vec![0.0; p]; p];
-        for i in 0..p {
-            for j in i..p {
-                let d = dot(&masks[i], &masks[j]);
-                mm[i][j] = d;
-                mm[j][i] = d;
-            }
-        }
+impl<'a> Products<'a> {
+    fn new(g: &[f32], masks: &'a [Vec<f32>], refs: &[Vec<f32>]) -> Self {
         Self {
+            masks,
             gg: dot(g, g),
             gm: masks.iter().map(|m| dot(g, m)).collect(),
             gr: refs.iter().map(|r| dot(g, r)).collect(),
-            mm,
+            mm_diag: masks.iter().map(|m| dot(m, m)).collect(),
+            mm_rows: Default::default(),
             mr: masks
                 .iter()
                 .map(|m| refs.iter().map(|r| dot(m, r)).collect())
                 .collect(),
             rr: refs.iter().map(|r| dot(r, r)).collect(),
         }
+    }
+
+    /// m_c . m_j for every mask j (computed once per c).
+    fn row(&self, c: usize) -> std::rc::Rc<Vec<f64>> {
+        self.mm_rows
+            .borrow_mut()
+            .entry(c)
+            .or_insert_with(|| {
+                std::rc::Rc::new(
+                    (0..self.masks.len())
+                        .map(|j| {
+                            if j == c {
+                                self.mm_diag[c]
+                            } else {
+                                dot(&self.masks[c], &self.masks[j])
+                            }
+                        })
+                        .collect(),
+                )
+            })
+            .clone()
     }
 }
 
@@ -124,7 +143,7 @@ struct Combination {
     ss: f64,
     /// sum . r_j
     sr: Vec<f64>,
-    /// sum . m_c for every mask c
+    /// sum . m_c for every mask c (empty for a candidate not adopted: it is measured only)
     sm: Vec<f64>,
 }
 
@@ -139,13 +158,23 @@ impl Combination {
         }
     }
 
+    /// The candidate `self + m_c`, enough to measure it.
     fn with(&self, p: &Products, c: usize) -> Self {
         Self {
             k: self.k + 1,
             sg: self.sg + p.gm[c],
-            ss: self.ss + 2.0 * self.sm[c] + p.mm[c][c],
+            ss: self.ss + 2.0 * self.sm[c] + p.mm_diag[c],
             sr: self.sr.iter().zip(&p.mr[c]).map(|(a, b)| a + b).collect(),
-            sm: self.sm.iter().zip(&p.mm[c]).map(|(a, b)| a + b).collect(),
+            sm: Vec::new(),
+        }
+    }
+
+    /// `self + m_c` as a combination the search continues from.
+    fn adopt(&self, p: &Products, c: usize) -> Self {
+        let row = p.row(c);
+        Self {
+            sm: self.sm.iter().zip(row.iter()).map(|(a, b)| a + b).collect(),
+            ..self.with(p, c)
         }
     }
 
@@ -180,8 +209,9 @@ impl Combination {
 /// mask feasible at any alpha, the largest feasible `alpha g_attack` alone; with nothing
 /// feasible at all, `g_attack` alone (as the authors' code falls back).
 ///
-/// Candidates are measured through inner products computed once per call, so the search costs
-/// a Gram matrix of the masks plus scalar work.
+/// Candidates are measured through inner products computed once per call: each mask with
+/// g_attack, itself and the references, and with the other masks only for the few masks
+/// adopted, so the search costs O(masks x (references + steps)) products plus scalar work.
 pub fn greedy(
     g_attack: &[f32],
     masks: &[Vec<f32>],
@@ -269,9 +299,9 @@ fn select_masks(
                 best = Some((c, n, next));
             }
         }
-        let Some((c, n, next)) = best else { break };
+        let Some((c, n, _)) = best else { break };
         chosen.push(c);
-        combo = next;
+        combo = combo.adopt(p, c);
         if best_seen.as_ref().is_none_or(|b| n > b.0) {
             best_seen = Some((n, combo.clone(), chosen.clone()));
         }

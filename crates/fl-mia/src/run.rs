@@ -345,14 +345,29 @@ impl MiaRun {
             mia.n_targets,
             fed.seed,
         )?;
-        let reserve = if mia.method.is_constrained() && mia.cover_source == CoverSource::Reserve {
-            let idx = targets.reserve(prepared.test.len(), mia.mask_pool, fed.seed)?;
-            Some((LocalData::from_dataset(&prepared.test, &idx), idx))
-        } else {
-            None
+        let from_reserve = mia.method.is_constrained() && mia.cover_source == CoverSource::Reserve;
+        let (reserve, reserve_test_idx) = match (&prepared.reserve, from_reserve) {
+            (_, false) => (None, Vec::new()),
+            // [pool] held a reserve out of the clients and the test set: the covers come
+            // from it (in its shuffled order).
+            (Some(pooled), true) => {
+                if mia.mask_pool > pooled.len() {
+                    return Err(CoreError::Config(format!(
+                        "mia.mask_pool is {} but [pool] reserves {}",
+                        mia.mask_pool,
+                        pooled.len()
+                    )));
+                }
+                let idx: Vec<usize> = (0..mia.mask_pool).collect();
+                (Some(LocalData::from_dataset(pooled, &idx)), Vec::new())
+            }
+            (None, true) => {
+                let idx = targets.reserve(prepared.test.len(), mia.mask_pool, fed.seed)?;
+                (Some(LocalData::from_dataset(&prepared.test, &idx)), idx)
+            }
         };
         let mut held_out = targets.non_member_test_indices();
-        held_out.extend(reserve.iter().flat_map(|(_, idx)| idx.iter().copied()));
+        held_out.extend(reserve_test_idx);
         let keep: Vec<usize> = (0..prepared.test.len())
             .filter(|i| !held_out.contains(i))
             .collect();
@@ -362,7 +377,7 @@ impl MiaRun {
             .iter()
             .flat_map(|&k| prepared.parts[k].iter().copied())
             .collect();
-        let mask = if let Some((covers, _)) = reserve {
+        let mask = if let Some(covers) = reserve {
             covers
         } else if mia.method.is_constrained() {
             own_sample(
@@ -375,6 +390,13 @@ impl MiaRun {
         } else {
             LocalData::default()
         };
+        if mia.method == MiaMethod::Passive && own_idx.is_empty() {
+            return Err(CoreError::Config(
+                "the passive attack calibrates on the malicious clients' own data, and they hold \
+                 none ([pool] empty_clients)"
+                    .into(),
+            ));
+        }
         let calibration = if mia.method == MiaMethod::Passive {
             let n = mia.calibration_samples.min(own_idx.len());
             own_sample(&prepared.train, &own_idx, n, fed.seed, "mia-calibration")?
@@ -385,9 +407,23 @@ impl MiaRun {
             .iter()
             .map(|&k| (k, prepared.client_data(k)))
             .collect();
-        if own.iter().any(|(_, d)| d.len() < 2) {
+        let extra = if mia.pretrain_targets {
+            targets.len()
+        } else {
+            0
+        };
+        if own.iter().any(|(_, d)| d.len() + extra < 2) {
             return Err(CoreError::Config(
-                "every malicious client needs at least 2 samples of its own".into(),
+                "every malicious client needs at least 2 samples to train on (its own, or the \
+                 targets with mia.pretrain_targets)"
+                    .into(),
+            ));
+        }
+        if mia.knowledge == Knowledge::Partial && own.iter().any(|(_, d)| d.len() < 2) {
+            return Err(CoreError::Config(
+                "with partial knowledge every malicious client needs at least 2 samples of its \
+                 own (its reference updates come from them)"
+                    .into(),
             ));
         }
         let attacker = Attacker::new(mia, &targets.data, &targets.wrong_labels, mask, own.clone());
