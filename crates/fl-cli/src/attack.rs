@@ -3,7 +3,7 @@
 use crate::config::{resolve, server_rule, shown_defense, take_defense, take_section};
 use crate::plot::{Figure, LineChart, Series};
 use crate::run_dir::RunDir;
-use crate::runner::{RoundHook, run_rounds};
+use crate::runner::{CHECKPOINT_EVERY, RoundHook, run_rounds};
 use crate::summary::Summary;
 use crate::train::draw_curves;
 use anyhow::{Context, Result};
@@ -108,6 +108,7 @@ pub fn run(
         &label,
         progress,
         &mut hook,
+        CHECKPOINT_EVERY,
     )?;
 
     let (summary, samples) = conclude(&run, &effective, &rows, oracle.as_ref());

@@ -3,7 +3,7 @@
 use crate::config::{resolve, server_rule, shown_defense, take_defense, take_section};
 use crate::plot::{Figure, LineChart, Series};
 use crate::run_dir::RunDir;
-use crate::runner::{RoundHook, run_rounds};
+use crate::runner::{CHECKPOINT_EVERY, RoundHook, run_rounds};
 use crate::summary::Summary;
 use crate::train::draw_curves;
 use anyhow::{Context, Result};
@@ -76,6 +76,7 @@ pub fn run(
         &label,
         progress,
         &mut Membership,
+        CHECKPOINT_EVERY,
     )?;
     let parameters = run.federation.spec().num_params();
     let base: Vec<fl_core::RoundMetrics> = rows.iter().map(|r| r.base.clone()).collect();

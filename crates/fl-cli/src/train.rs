@@ -3,7 +3,7 @@
 use crate::config::{server_rule, shown_defense};
 use crate::plot::{Figure, LineChart, Series};
 use crate::run_dir::RunDir;
-use crate::runner::{Accuracy, run_rounds};
+use crate::runner::{Accuracy, CHECKPOINT_EVERY, run_rounds};
 use crate::summary::Summary;
 use anyhow::Result;
 use fl_core::experiment::Experiment;
@@ -56,6 +56,7 @@ pub fn run(
         &config.name,
         progress,
         &mut Accuracy,
+        CHECKPOINT_EVERY,
     )?;
     let summary = Summary::new(config, parameters, &rows);
     dir.write_json("summary.json", &summary)?;

@@ -13,7 +13,7 @@ use fl_core::{
     RoundMetrics, ServerRound, Update,
 };
 use fl_data::scratch::ScratchDir;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// Sign flipping with a boost: the attacker trains honestly on its data, then sends the
@@ -25,7 +25,7 @@ struct FlipBoost {
 }
 
 /// A round's record: the federated round, and whether the server kept the attacker.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct FlipRound {
     #[serde(flatten)]
     base: RoundMetrics,
@@ -74,6 +74,15 @@ struct Probation {
 }
 
 impl Aggregator for Probation {
+    fn state(&self) -> Option<Vec<u8>> {
+        fl_core::checkpoint::encode(&self.barred).ok()
+    }
+
+    fn set_state(&mut self, state: &[u8]) -> fl_core::Result<()> {
+        self.barred = fl_core::checkpoint::decode(state)?;
+        Ok(())
+    }
+
     fn aggregate(
         &mut self,
         _round: &ServerRound<'_>,
@@ -131,6 +140,7 @@ fn attacked(rule: Box<dyn Aggregator>, dir: &std::path::Path) -> (Vec<FlipRound>
         "plugin",
         false,
         &mut Accuracy,
+        0,
     )
     .unwrap();
     let summary = attack.summary(&fed, &rows).unwrap();

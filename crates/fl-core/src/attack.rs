@@ -14,6 +14,7 @@ use crate::federation::{Federation, RoundMetrics};
 use crate::participant::{Participant, RoundContext};
 use crate::update::Update;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// The clients an attack plays: which ones, whether they see the round's benign updates
 /// first, and the update each sends.
@@ -36,7 +37,7 @@ pub trait MaliciousClients: Send {
 pub trait Attack: MaliciousClients {
     /// One round's record: the federated round with the attack's figures (one line of
     /// `metrics.jsonl`).
-    type Round: Serialize + Clone + Send;
+    type Round: Serialize + DeserializeOwned + Clone + Send;
     /// The run's headline figures.
     type Summary: Serialize;
 
@@ -55,6 +56,18 @@ pub trait Attack: MaliciousClients {
 
     /// The summary of a run's records (all of its rounds, in order).
     fn summary(&self, federation: &Federation, rounds: &[Self::Round]) -> Result<Self::Summary>;
+
+    /// What the attack carries between rounds, for a checkpoint (`Some(empty)` when
+    /// nothing; `None`, the default, when it cannot be saved: such runs are not
+    /// checkpointed).
+    fn state(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Restores what [`Attack::state`] saved (into an attack built from the same config).
+    fn set_state(&mut self, state: &[u8]) -> Result<()> {
+        crate::checkpoint::stateless("this attack", state)
+    }
 }
 
 /// The honest run: no client is controlled; a round's record is the federation's.
@@ -76,6 +89,10 @@ impl MaliciousClients for NoAttack {
 impl Attack for NoAttack {
     type Round = RoundMetrics;
     type Summary = HonestSummary;
+
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
 
     fn observe(&mut self, _federation: &Federation, base: RoundMetrics) -> Result<RoundMetrics> {
         Ok(base)
@@ -127,6 +144,10 @@ impl Seat {
 impl Participant for Seat {
     fn client(&self) -> usize {
         self.client
+    }
+
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
     }
 
     fn num_samples(&self) -> usize {

@@ -12,6 +12,7 @@ use crate::inference::{im2col, linear, linear_relu, take};
 use crate::matmul::matmul;
 use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
 use crate::train::{OptimizerKind, TrainConfig};
+use serde::{Deserialize, Serialize};
 
 /// The revision of the training step's arithmetic: it changes whenever a change to these
 /// kernels (or to [`crate::matmul`]) changes their bits, so that models cached by an earlier
@@ -310,7 +311,7 @@ fn unpool(d: &[f32], arg: &[u32], len: usize) -> Vec<f32> {
 
 /// SGD with PyTorch's semantics: `g += weight_decay * p`; with momentum `buf = g` on the first
 /// step, then `buf = momentum * buf + g`; `p -= lr * buf` (or `lr * g` without momentum).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sgd {
     lr: f32,
     momentum: f32,
@@ -359,7 +360,7 @@ impl Sgd {
 /// Adam with PyTorch's semantics: `g += weight_decay * p`; `m = b1 m + (1 - b1) g`,
 /// `v = b2 v + (1 - b2) g^2`; `p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)`, `t`
 /// counting the steps taken.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Adam {
     lr: f32,
     beta1: f32,
@@ -418,7 +419,7 @@ impl Adam {
 }
 
 /// The local optimizer of the CPU kernels, as `[train]` chooses it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Optimizer {
     /// SGD (with momentum when `train.momentum` > 0).
     Sgd(Sgd),

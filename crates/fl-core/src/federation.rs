@@ -12,6 +12,7 @@
 //! 5. the global model is evaluated on the test set.
 
 use crate::attack::{MaliciousClients, NoAttack};
+use crate::checkpoint::FederationState;
 use crate::config::FedConfig;
 use crate::data::LocalData;
 use crate::error::{CoreError, Result};
@@ -135,6 +136,45 @@ impl Federation {
         self.global = params;
         self.recent.clear();
         self.round = round;
+    }
+
+    /// What the run carries to the next round, or `None` when a participant or the server
+    /// rule cannot save its state.
+    pub fn state(&self) -> Option<FederationState> {
+        Some(FederationState {
+            round: self.round,
+            global: self.global.clone(),
+            recent: self.recent.iter().cloned().collect(),
+            participants: self
+                .participants
+                .iter()
+                .map(|p| p.state())
+                .collect::<Option<_>>()?,
+            aggregator: self.aggregator.state()?,
+        })
+    }
+
+    /// Continues from `state` (of a federation built from the same config): the rounds that
+    /// follow are those of the run that saved it.
+    pub fn restore(&mut self, state: &FederationState) -> Result<()> {
+        if state.global.len() != self.global.len()
+            || state.participants.len() != self.participants.len()
+            || state.recent.len() > self.config.max_delay
+        {
+            return Err(CoreError::Config(
+                "the checkpoint is of a different federation (model size, clients or \
+                 max_delay)"
+                    .into(),
+            ));
+        }
+        for (p, s) in self.participants.iter_mut().zip(&state.participants) {
+            p.set_state(s)?;
+        }
+        self.aggregator.set_state(&state.aggregator)?;
+        self.global = state.global.clone();
+        self.recent = state.recent.iter().cloned().collect();
+        self.round = state.round;
+        Ok(())
     }
 
     /// How many rounds old the model `client` starts round `round` from: uniform in

@@ -10,7 +10,7 @@
 //! - [`participant`]: the [`Participant`] trait the protocol calls every client through;
 //!   [`attack`]: the [`Attack`] seam (the clients an attack plays, what it records each
 //!   round, its summary) and the one run loop; [`pool`]: the one worker pool (results in
-//!   item order);
+//!   item order); [`checkpoint`]: what a run carries between rounds, saved and restored;
 //! - [`federation`]: the round protocol; [`experiment`]: a whole run built from a
 //!   [`FedConfig`];
 //! - [`device`]: the compute device, chosen at run time; [`inference`] and [`backprop`]: the
@@ -27,6 +27,7 @@
 
 pub mod attack;
 pub mod backprop;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -89,6 +89,18 @@ pub trait Participant: Send {
     }
     /// Its update for this round.
     fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update>;
+
+    /// What the participant keeps across rounds, for a checkpoint (`Some(empty)` when
+    /// nothing; `None`, the default, when it cannot be saved: such runs are not
+    /// checkpointed).
+    fn state(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Restores what [`Participant::state`] saved.
+    fn set_state(&mut self, state: &[u8]) -> Result<()> {
+        crate::checkpoint::stateless("this participant", state)
+    }
 }
 
 /// An honest client: trains the global model on its own data and reports the change.
@@ -127,6 +139,15 @@ impl Participant for BenignClient {
 
     fn num_samples(&self) -> usize {
         self.data.len()
+    }
+
+    fn state(&self) -> Option<Vec<u8>> {
+        crate::checkpoint::encode(&self.optim).ok()
+    }
+
+    fn set_state(&mut self, state: &[u8]) -> Result<()> {
+        self.optim = crate::checkpoint::decode(state)?;
+        Ok(())
     }
 
     fn update(&mut self, ctx: &RoundContext<'_>) -> Result<Update> {

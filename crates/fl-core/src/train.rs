@@ -268,7 +268,7 @@ pub(crate) fn batch(
 
 /// A client's optimizer between rounds: empty until its first training, and kept there
 /// only when `train.keep_optimizer_state` (on the CPU kernels).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct OptimizerState(Option<Optimizer>);
 
 impl OptimizerState {

@@ -69,6 +69,18 @@ pub trait Aggregator: Send {
     /// Combines the round's updates (never empty, all of one length, ordered by client id)
     /// into one step.
     fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate>;
+
+    /// What the rule keeps across rounds, for a checkpoint: `Some(empty)` for a rule without
+    /// state, `None` (the default) when it cannot be saved, and then runs with it are not
+    /// checkpointed (a resumed run would silently differ).
+    fn state(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Restores what [`Aggregator::state`] saved.
+    fn set_state(&mut self, state: &[u8]) -> Result<()> {
+        crate::checkpoint::stateless("this aggregator", state)
+    }
 }
 
 /// Checks that updates are non-empty and of one length; returns that length.
@@ -112,6 +124,10 @@ pub fn weighted_mean(updates: &[&Update]) -> Result<Vec<f32>> {
 pub struct FedAvg;
 
 impl Aggregator for FedAvg {
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         check_updates(updates)?;
         Ok(Aggregate::new(

@@ -57,6 +57,11 @@ impl RuleParams for Median {
 }
 
 impl Aggregator for Median {
+    /// Keeps nothing across rounds.
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let n = v.len();
@@ -103,6 +108,11 @@ impl RuleParams for TrimmedMean {
 }
 
 impl Aggregator for TrimmedMean {
+    /// Keeps nothing across rounds.
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let n = v.len();
@@ -179,6 +189,11 @@ impl RuleParams for Krum {
 }
 
 impl Aggregator for Krum {
+    /// Keeps nothing across rounds.
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let best = ascending(&krum_scores(&v, self.f, "krum")?)[0];
@@ -216,6 +231,11 @@ impl RuleParams for MultiKrum {
 }
 
 impl Aggregator for MultiKrum {
+    /// Keeps nothing across rounds.
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let scores = krum_scores(&v, self.f, "multi-krum")?;
@@ -267,6 +287,11 @@ impl Atm {
 }
 
 impl Aggregator for Atm {
+    /// Keeps nothing across rounds.
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let n = v.len();
@@ -363,6 +388,11 @@ impl NormClip {
 }
 
 impl Aggregator for NormClip {
+    /// Keeps nothing across rounds.
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let bound = self.bound_for(&v);
@@ -420,6 +450,11 @@ impl RuleParams for GaussianDp {
 }
 
 impl Aggregator for GaussianDp {
+    /// Keeps nothing across rounds.
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
     fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let n = v.len() as f64;

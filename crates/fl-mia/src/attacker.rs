@@ -325,6 +325,15 @@ pub fn alpha_grid(max: f64, min: f64) -> Vec<f64> {
     out
 }
 
+/// What an [`Attacker`] carries between rounds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct AttackerState {
+    crafted: Option<(usize, Vec<f32>)>,
+    log: BTreeMap<usize, CraftLog>,
+    held: Option<Vec<f32>>,
+    started_at: Option<usize>,
+}
+
 /// The state the malicious clients share: their data, the targets, the round's crafted
 /// update, and the log.
 pub struct Attacker {
@@ -393,6 +402,24 @@ impl Attacker {
     /// from (`None` before it was first sampled).
     pub fn held_model(&self) -> Option<&[f32]> {
         self.held.as_deref()
+    }
+
+    /// What the attacker carries between rounds (for a checkpoint).
+    pub(crate) fn state(&self) -> AttackerState {
+        AttackerState {
+            crafted: self.crafted.clone(),
+            log: self.log.clone(),
+            held: self.held.clone(),
+            started_at: self.started_at,
+        }
+    }
+
+    /// Continues from `state`.
+    pub(crate) fn set_state(&mut self, state: AttackerState) {
+        self.crafted = state.crafted;
+        self.log = state.log;
+        self.held = state.held;
+        self.started_at = state.started_at;
     }
 
     /// The log of attack rounds so far, by round.

@@ -1,10 +1,11 @@
 //! A federated run with malicious clients inferring membership, judged after every round.
 
-use crate::attacker::{Attacker, CraftLog};
+use crate::attacker::{Attacker, AttackerState, CraftLog};
 use crate::config::{CoverSource, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule};
 use crate::metrics::{MembershipScores, roc};
 use crate::targets::{TargetSet, own_sample};
 use fl_core::attack::Seat;
+use fl_core::checkpoint::{decode, encode};
 use fl_core::data::LocalData;
 use fl_core::error::{CoreError, Result};
 use fl_core::eval::{argmax, cross_entropy, logits, round6};
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The attacker's decisions on the targets for one global model.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
     /// True where a target is called a member.
     pub decisions: Vec<bool>,
@@ -247,6 +248,31 @@ impl Attack for MembershipAttack {
 
     fn base(round: &MiaRoundMetrics) -> &RoundMetrics {
         &round.base
+    }
+
+    fn state(&self) -> Option<Vec<u8>> {
+        let clients = self
+            .clients
+            .iter()
+            .map(|(&k, c)| c.state().map(|s| (k, s)))
+            .collect::<Option<Vec<_>>>()?;
+        encode(&(self.attacker.state(), clients, &self.judgements)).ok()
+    }
+
+    fn set_state(&mut self, state: &[u8]) -> Result<()> {
+        let (attacker, clients, judgements): (AttackerState, Vec<(usize, Vec<u8>)>, _) =
+            decode(state)?;
+        for (k, s) in clients {
+            self.clients
+                .get_mut(&k)
+                .ok_or_else(|| {
+                    CoreError::Config(format!("the checkpoint's malicious client {k} is not one"))
+                })?
+                .set_state(&s)?;
+        }
+        self.attacker.set_state(attacker);
+        self.judgements = judgements;
+        Ok(())
     }
 
     fn summary(&self, federation: &Federation, rows: &[MiaRoundMetrics]) -> Result<MiaSummary> {
