@@ -345,6 +345,18 @@ mod tests {
     }
 
     #[test]
+    fn concat_appends_and_refuses_other_shapes() {
+        let a = tiny();
+        let b = a.subset(&[2, 0]);
+        let c = a.concat(&b).unwrap();
+        assert_eq!(c.labels, [3, 9, 3, 3, 3]);
+        assert_eq!(c.image(3), &[30, 40]);
+        assert_eq!(c.image(4), &[0, 255]);
+        let other = Dataset::new(DatasetKind::Mnist, vec![1, 2], vec![0], 2, 1).unwrap();
+        assert!(a.concat(&other).is_err());
+    }
+
+    #[test]
     fn normalisation_hits_both_ends() {
         assert_eq!(normalize_pixel(0), -1.0);
         assert_eq!(normalize_pixel(255), 1.0);

@@ -233,7 +233,8 @@ pub struct MiaConfig {
     pub attack_rounds: Option<usize>,
     /// The passive attack's decision rule.
     pub passive_rule: PassiveRule,
-    /// Own samples the passive threshold is calibrated on.
+    /// Own samples the passive threshold is calibrated on (samples of the `[pool]` reserve,
+    /// which no client trains on, when the malicious clients hold no data).
     pub calibration_samples: usize,
 }
 

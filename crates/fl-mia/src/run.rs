@@ -416,18 +416,25 @@ impl MiaRun {
         } else {
             LocalData::default()
         };
-        if mia.method == MiaMethod::Passive && own_idx.is_empty() {
-            return Err(CoreError::Config(
-                "the passive attack calibrates on the malicious clients' own data, and they hold \
-                 none ([pool] empty_clients)"
-                    .into(),
-            ));
-        }
-        let calibration = if mia.method == MiaMethod::Passive {
-            let n = mia.calibration_samples.min(own_idx.len());
-            own_sample(&prepared.train, &own_idx, n, fed.seed, "mia-calibration")?
-        } else {
-            LocalData::default()
+        let calibration = match (mia.method, &prepared.reserve) {
+            (MiaMethod::Passive, _) if !own_idx.is_empty() => {
+                let n = mia.calibration_samples.min(own_idx.len());
+                own_sample(&prepared.train, &own_idx, n, fed.seed, "mia-calibration")?
+            }
+            // The malicious clients hold no data ([pool] empty_clients): the threshold is
+            // the mean over held-out samples no client trains on (non-members) instead.
+            (MiaMethod::Passive, Some(pooled)) => {
+                let n = mia.calibration_samples.min(pooled.len());
+                LocalData::from_dataset(pooled, &(0..n).collect::<Vec<_>>())
+            }
+            (MiaMethod::Passive, None) => {
+                return Err(CoreError::Config(
+                    "the passive attack calibrates on the malicious clients' own data, and \
+                     they hold none"
+                        .into(),
+                ));
+            }
+            _ => LocalData::default(),
         };
         let own: Vec<(usize, LocalData)> = malicious
             .iter()

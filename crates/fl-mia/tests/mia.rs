@@ -290,3 +290,80 @@ fn partial_knowledge_measures_against_its_own_clients() {
     assert_eq!(rows[1].craft.as_ref().unwrap().references, 3);
     assert_eq!((rows[1].malicious_sampled, rows[1].malicious_kept), (3, 3));
 }
+
+/// The authors' pooled split on the fixtures: the malicious client holds nothing and trains on
+/// the targets, the covers are the reserve (no client's, not in the test set), the passive
+/// threshold is calibrated on the reserve.
+#[test]
+fn the_pooled_split_gives_the_attacker_no_data_and_the_reserve_as_covers() {
+    let mut cfg = fed(4, 2);
+    cfg.partition.samples_per_client = None;
+    cfg.test_samples = None;
+    cfg.pool = Some(fl_data::pool::PoolConfig {
+        reserve: 30,
+        batch: 16,
+        ..Default::default()
+    });
+    let images = |d: &fl_core::data::LocalData| -> Vec<Vec<u8>> {
+        d.images
+            .chunks_exact(fl_core::data::PIXELS)
+            .map(|c| {
+                c.iter()
+                    .map(|&x| ((x + 1.0) * 127.5).round() as u8)
+                    .collect()
+            })
+            .collect()
+    };
+    let refused = |m: MiaConfig| {
+        MiaRun::build(&cfg, &m, Box::new(FedAvg))
+            .err()
+            .expect("refused")
+            .to_string()
+    };
+    // Covers from its own data, or training on nothing: refused.
+    let err = refused(mia(MiaMethod::FedPoisonMia));
+    assert!(err.contains("they hold 0"), "{err}");
+    let err = refused(MiaConfig {
+        cover_source: CoverSource::Reserve,
+        ..mia(MiaMethod::FedPoisonMia)
+    });
+    assert!(err.contains("at least 2 samples"), "{err}");
+    let m = MiaConfig {
+        cover_source: CoverSource::Reserve,
+        pretrain_targets: true,
+        ..mia(MiaMethod::FedPoisonMia)
+    };
+    let mut run = MiaRun::build(&cfg, &m, Box::new(FedAvg)).unwrap();
+    let p = &run.prepared;
+    assert!(p.parts[0].is_empty());
+    let share = p.parts[1].len();
+    assert!(share > 0 && share.is_multiple_of(16));
+    assert!((1..4).all(|k| p.parts[k].len() == share));
+    let reserve = p.reserve.as_ref().unwrap();
+    assert_eq!(reserve.len(), 30);
+    let covers = images(&run.cover_pool());
+    assert_eq!(covers.len(), 20);
+    let held: Vec<Vec<u8>> = (0..reserve.len())
+        .map(|i| reserve.image(i).to_vec())
+        .collect();
+    assert!(covers.iter().all(|c| held.contains(c)));
+    let elsewhere = images(&fl_core::data::LocalData::all(&p.train));
+    let tested = images(&fl_core::data::LocalData::all(&p.test));
+    for c in &covers {
+        assert!(!elsewhere.contains(c) && !tested.contains(c));
+    }
+    // Client 0 trains on the targets (true labels) before the attack.
+    assert_eq!(
+        run.federation.participants()[0].num_samples(),
+        run.attack.targets.len()
+    );
+    run.run(&mut |_| {}).unwrap();
+
+    let passive = MiaConfig {
+        pretrain_targets: true,
+        ..mia(MiaMethod::Passive)
+    };
+    let mut run = MiaRun::build(&cfg, &passive, Box::new(FedAvg)).unwrap();
+    let rows = run.run(&mut |_| {}).unwrap();
+    assert_eq!(rows.len(), 2);
+}
