@@ -7,6 +7,7 @@ pub mod attack;
 pub mod bench;
 pub mod config;
 pub mod mia;
+pub mod mia_report;
 pub mod mia_table;
 pub mod plot;
 pub mod progress;

@@ -11,6 +11,13 @@ pub enum ExperimentCommand {
     /// Dirichlet 0.5): one run each under OUT/runs/ (finished runs are kept), then table.md,
     /// table.csv and table.json of best attack accuracy and main accuracy.
     MiaTable(MiaTableArgs),
+    /// The membership runs in DIR's sub-folders side by side: table.csv, report.md, and a
+    /// per-round curve of each run, beside the published one where DIR/authors/<run>.csv
+    /// holds it (see configs/mia-authors/).
+    MiaReport {
+        /// The folder of runs, e.g. results/mia-authors.
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -59,6 +66,23 @@ pub struct MiaTableArgs {
 pub fn run(cmd: ExperimentCommand) -> Result<()> {
     match cmd {
         ExperimentCommand::MiaTable(args) => mia_table(args),
+        ExperimentCommand::MiaReport { dir } => {
+            let figs = fl_cli::mia_report::report(&dir)?;
+            for f in &figs {
+                println!(
+                    "{}: mean over the last 50 attack rounds {:.3}, best {:.3} (all rounds {:.3}), \
+                     main accuracy {:.4}, {} rounds",
+                    f.run,
+                    f.last50_mean,
+                    f.best_attack_rounds,
+                    f.best_all_rounds,
+                    f.main_accuracy,
+                    f.rounds
+                );
+            }
+            println!("report: {}", dir.join("report.md").display());
+            Ok(())
+        }
     }
 }
 
