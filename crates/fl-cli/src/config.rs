@@ -72,6 +72,97 @@ pub fn take_section(table: &mut Table, name: &str) -> Result<Table> {
     }
 }
 
+/// What a config runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// Federated training, every client honest.
+    Train,
+    /// A poisoning attack of `[attack]` (GAN poisoning, label flipping, or the no-attack
+    /// baseline that only marks the attack period).
+    Poison,
+    /// Membership inference (`[mia]`).
+    Mia,
+}
+
+/// The attacks an `[attack]` section's `kind` names, with what each sets.
+pub const ATTACK_KINDS: [(&str, &str); 4] = [
+    (
+        "gan-poison",
+        "GAN reconstruction + poisoning ([attack], method = \"gan\")",
+    ),
+    (
+        "label-flip",
+        "label flipping ([attack], method = \"label-flip\")",
+    ),
+    (
+        "baseline",
+        "the no-attack baseline marking the attack period ([attack], method = \"none\")",
+    ),
+    (
+        "mia",
+        "membership inference (the keys of [mia]: FedPoisonMIA, passive, ...)",
+    ),
+];
+
+/// Decides what `table` runs, from `[attack] kind = "..."` (see [`ATTACK_KINDS`]), or from
+/// the sections it has (`[mia]`: membership inference; `[attack]` without `kind`: its
+/// `method`; neither: training), and rewrites a tagged section into the form the run reads
+/// (`kind = "mia"` moves `[attack]` to `[mia]`; the poisoning kinds set `method`).
+pub fn run_kind(table: &mut Table) -> Result<RunKind> {
+    let kind = match table.get_mut("attack") {
+        Some(Value::Table(attack)) => attack.remove("kind"),
+        Some(_) => bail!("invalid configuration: `attack` must be a section ([attack])"),
+        None => None,
+    };
+    let Some(kind) = kind else {
+        return Ok(if table.contains_key("mia") {
+            RunKind::Mia
+        } else if table.contains_key("attack") {
+            RunKind::Poison
+        } else {
+            RunKind::Train
+        });
+    };
+    let Value::String(kind) = kind else {
+        bail!("invalid configuration: attack.kind must be a string");
+    };
+    let method = match kind.as_str() {
+        "mia" => {
+            if table.contains_key("mia") {
+                bail!(
+                    "invalid configuration: attack.kind = \"mia\" and a [mia] section: write one"
+                );
+            }
+            let attack = table.remove("attack").expect("checked above");
+            table.insert("mia".into(), attack);
+            return Ok(RunKind::Mia);
+        }
+        "gan-poison" => "gan",
+        "label-flip" => "label-flip",
+        "baseline" => "none",
+        other => {
+            let names: Vec<&str> = ATTACK_KINDS.iter().map(|k| k.0).collect();
+            bail!(
+                "invalid configuration: unknown attack.kind `{other}` (known: {})",
+                names.join(", ")
+            );
+        }
+    };
+    let Some(Value::Table(attack)) = table.get_mut("attack") else {
+        unreachable!("checked above")
+    };
+    match attack.get("method") {
+        Some(Value::String(m)) if m != method => bail!(
+            "invalid configuration: attack.kind = \"{kind}\" runs method \"{method}\", but \
+             attack.method says \"{m}\""
+        ),
+        _ => {
+            attack.insert("method".into(), Value::String(method.into()));
+        }
+    }
+    Ok(RunKind::Poison)
+}
+
 /// The `[defense]` section of `table` (removed from it): every `[defense.<rule>]` checked by
 /// its rule.
 pub fn take_defense(table: &mut Table) -> Result<DefenseConfig> {
@@ -99,6 +190,38 @@ pub fn resolve<T: DeserializeOwned>(table: Table) -> Result<T> {
 mod tests {
     use super::*;
     use fl_core::FedConfig;
+
+    #[test]
+    fn attack_kinds_pick_the_run_and_rewrite_the_section() {
+        let kind = |text: &str| -> (Result<RunKind>, Table) {
+            let mut t: Table = text.parse().unwrap();
+            (run_kind(&mut t), t)
+        };
+        assert_eq!(kind("rounds = 2").0.unwrap(), RunKind::Train);
+        assert_eq!(kind("[mia]\nmalicious = 2").0.unwrap(), RunKind::Mia);
+        assert_eq!(
+            kind("[attack]\nmethod = \"gan\"").0.unwrap(),
+            RunKind::Poison
+        );
+        let (k, t) = kind("[attack]\nkind = \"mia\"\nmalicious = 2");
+        assert_eq!(k.unwrap(), RunKind::Mia);
+        assert!(!t.contains_key("attack"));
+        assert_eq!(t["mia"]["malicious"].as_integer(), Some(2));
+        let (k, t) = kind("[attack]\nkind = \"label-flip\"\ngenerate = 3");
+        assert_eq!(k.unwrap(), RunKind::Poison);
+        assert_eq!(t["attack"]["method"].as_str(), Some("label-flip"));
+        assert!(t["attack"].get("kind").is_none());
+        let (k, t) = kind("[attack]\nkind = \"baseline\"");
+        assert_eq!(k.unwrap(), RunKind::Poison);
+        assert_eq!(t["attack"]["method"].as_str(), Some("none"));
+        let err = |text: &str| kind(text).0.unwrap_err().to_string();
+        assert!(
+            err("[attack]\nkind = \"gan-poison\"\nmethod = \"none\"").contains("says \"none\"")
+        );
+        assert!(err("[attack]\nkind = \"sybil\"").contains("known: gan-poison, label-flip"));
+        assert!(err("[attack]\nkind = \"mia\"\n[mia]\nmalicious = 1").contains("write one"));
+        assert!(err("[attack]\nkind = 3").contains("must be a string"));
+    }
 
     #[test]
     fn overrides_reach_sections_and_parse_types() {

@@ -95,11 +95,7 @@ pub fn read_curve(path: &Path) -> Result<Curve> {
 /// The figures a reference curve gives when its attack starts at `start` (rounds from 1).
 pub fn curve_figures(curve: &Curve, start: usize) -> (f64, f64, f64, Vec<f64>) {
     let acc: Vec<f64> = curve.iter().map(|p| p.1).collect();
-    let attack: Vec<f64> = curve
-        .iter()
-        .filter(|p| p.0 >= start)
-        .map(|p| p.1)
-        .collect();
+    let attack: Vec<f64> = curve.iter().filter(|p| p.0 >= start).map(|p| p.1).collect();
     let last = &attack[attack.len().saturating_sub(50)..];
     let max = |v: &[f64]| v.iter().copied().fold(f64::NAN, f64::max);
     (

@@ -277,6 +277,38 @@ fn seeded_mia_on_fixtures_is_reproducible_and_complete() {
         serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
     summary.as_object_mut().unwrap().remove("time");
     insta::assert_json_snapshot!("tiny_mia_summary", summary);
+
+    // The same run as `fl run` with the attack named by a tagged section.
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny/mia.toml"),
+    )
+    .unwrap();
+    assert!(text.contains("\n[mia]\n"));
+    let tagged = tmp.path().join("tagged.toml");
+    std::fs::write(
+        &tagged,
+        text.replace("\n[mia]\n", "\n[attack]\nkind = \"mia\"\n"),
+    )
+    .unwrap();
+    let c = tmp.path().join("c");
+    let o = fl(&[
+        "run",
+        "--config",
+        tagged.to_str().unwrap(),
+        "-q",
+        "--out",
+        c.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(metrics_without_time(&a), metrics_without_time(&c));
+    // A command given a config of another kind says which command runs it.
+    let o = fl(&["train", "--config", tagged.to_str().unwrap(), "-q"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("runs membership inference ([mia]), which `fl train` does not"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod commands;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use commands::{attack, bench, demo, experiment, sweep, train};
+use commands::{attack, bench, demo, experiment, run as run_cmd, sweep, train};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -38,6 +38,9 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Any experiment from a config file: training, or the attack its `[attack] kind` names
+    /// (gan-poison, label-flip, baseline, mia); `train` and `attack ...` are short forms.
+    Run(train::TrainArgs),
     /// Train a federated model from a config file.
     Train(train::TrainArgs),
     /// Run an attack experiment from a config file.
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(args) => run_cmd::run(args),
         Command::Train(args) => train::run(args),
         Command::Demo { out, quiet } => demo::run(&out, quiet),
         Command::Attack(cmd) => attack::run(cmd),

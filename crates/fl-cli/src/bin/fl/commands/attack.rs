@@ -1,11 +1,11 @@
 //! `fl attack gan-poison | reconstruct | mia`: one attack run from a config file.
 
-use super::train::{TrainArgs, table_of};
+use super::train::{TrainArgs, expect_kind, table_of};
 use anyhow::Result;
 use clap::Subcommand;
 use fl_cli::attack::resolve_attack;
-use fl_cli::config::set_dotted;
-use std::path::PathBuf;
+use fl_cli::config::{RunKind, set_dotted};
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum AttackCommand {
@@ -147,8 +147,15 @@ fn gan_poison(args: GanPoisonArgs) -> Result<()> {
     if let Some(b) = args.boost {
         set("attack.boost", toml::Value::Float(b))?;
     }
+    expect_kind(&mut table, RunKind::Poison, "fl attack gan-poison")?;
+    poison(table, args.run.out.as_deref(), args.run.quiet)
+}
+
+/// Runs the poisoning attack `table` (of kind [`RunKind::Poison`]) describes, into `out` or a
+/// folder under results/ named after the run and the pair.
+pub fn poison(table: toml::Table, out: Option<&Path>, quiet: bool) -> Result<()> {
     let (fed, attack, defense) = resolve_attack(table)?;
-    let out = args.run.out.clone().unwrap_or_else(|| {
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
         PathBuf::from("results").join(format!(
             "{}-{}-g{}-t{}",
             fed.name,
@@ -157,7 +164,7 @@ fn gan_poison(args: GanPoisonArgs) -> Result<()> {
             attack.target
         ))
     });
-    let done = fl_cli::attack::run(&fed, &attack, &defense, &out, !args.run.quiet)?;
+    let done = fl_cli::attack::run(&fed, &attack, &defense, &out, !quiet)?;
     print_attack(&done.summary, &out);
     Ok(())
 }
@@ -178,8 +185,15 @@ fn mia(args: MiaArgs) -> Result<()> {
     if let Some(m) = args.malicious {
         set("mia.malicious", toml::Value::Integer(m as i64))?;
     }
+    expect_kind(&mut table, RunKind::Mia, "fl attack mia")?;
+    membership(table, args.run.out.as_deref(), args.run.quiet)
+}
+
+/// Runs the membership attack `table` (of kind [`RunKind::Mia`]) describes, into `out` or a
+/// folder under results/ named after the run, the attack and the rule.
+pub fn membership(table: toml::Table, out: Option<&Path>, quiet: bool) -> Result<()> {
     let (fed, mia, defense) = fl_cli::mia::resolve_mia(table)?;
-    let out = args.run.out.clone().unwrap_or_else(|| {
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| {
         PathBuf::from("results").join(format!(
             "{}-{}-{}",
             fed.name,
@@ -187,7 +201,7 @@ fn mia(args: MiaArgs) -> Result<()> {
             fed.aggregator
         ))
     });
-    let s = fl_cli::mia::run(&fed, &mia, &defense, &out, !args.run.quiet)?.mia;
+    let s = fl_cli::mia::run(&fed, &mia, &defense, &out, !quiet)?.mia;
     let tpr = s
         .at_best
         .tpr_at
@@ -228,7 +242,8 @@ fn mia(args: MiaArgs) -> Result<()> {
 }
 
 fn reconstruct(args: ReconstructArgs) -> Result<()> {
-    let table = attack_table(&args.run, &args.dataset)?;
+    let mut table = attack_table(&args.run, &args.dataset)?;
+    expect_kind(&mut table, RunKind::Poison, "fl attack reconstruct")?;
     let (fed, attack, defense) = resolve_attack(table)?;
     let classes: Vec<usize> = if args.all_classes {
         (0..fl_data::NUM_CLASSES).collect()

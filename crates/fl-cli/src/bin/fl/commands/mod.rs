@@ -4,5 +4,6 @@ pub mod attack;
 pub mod bench;
 pub mod demo;
 pub mod experiment;
+pub mod run;
 pub mod sweep;
 pub mod train;

@@ -1,9 +1,9 @@
 //! `fl train`, and the run flags every single-run command shares.
 
 use anyhow::Result;
-use fl_cli::config::{load_table, resolve};
+use fl_cli::config::{RunKind, load_table, resolve, run_kind};
 use fl_core::{DeviceKind, FedConfig};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -52,12 +52,35 @@ pub fn table_of(args: &TrainArgs) -> Result<toml::Table> {
 /// Runs `fl train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     let mut table = table_of(&args)?;
+    expect_kind(&mut table, RunKind::Train, "fl train")?;
+    train(table, args.out.as_deref(), args.quiet)
+}
+
+/// Refuses a config that runs something other than `want` (the command `command` runs it).
+pub fn expect_kind(table: &mut toml::Table, want: RunKind, command: &str) -> Result<()> {
+    let kind = run_kind(table)?;
+    if kind != want {
+        anyhow::bail!(
+            "this config runs {}, which `{command}` does not: run it with `fl run`",
+            match kind {
+                RunKind::Train => "federated training",
+                RunKind::Poison => "a poisoning attack ([attack])",
+                RunKind::Mia => "membership inference ([mia])",
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Trains as `table` (of kind [`RunKind::Train`]) says, into `out` or `results/<name>`.
+pub fn train(mut table: toml::Table, out: Option<&Path>, quiet: bool) -> Result<()> {
     let defense = fl_cli::config::take_defense(&mut table)?;
     let config: FedConfig = resolve(table)?;
-    let out = args
-        .out
-        .unwrap_or_else(|| PathBuf::from("results").join(&config.name));
-    let s = fl_cli::train::run(&config, &defense, &out, !args.quiet)?;
+    let out = out.map_or_else(
+        || PathBuf::from("results").join(&config.name),
+        Path::to_path_buf,
+    );
+    let s = fl_cli::train::run(&config, &defense, &out, !quiet)?;
     println!(
         "{}: {} rounds, final test accuracy {:.4} (best {:.4} at round {}), {:.1} s/round",
         s.name, s.rounds_run, s.final_accuracy, s.best_accuracy, s.best_round, s.time.mean_round_s
