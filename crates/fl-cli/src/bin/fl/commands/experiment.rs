@@ -10,7 +10,7 @@ pub enum ExperimentCommand {
     /// Every membership attack against every aggregator on each dataset and split (IID and
     /// Dirichlet 0.5): one run each under OUT/runs/ (finished runs are kept), then table.md,
     /// table.csv and table.json of best attack accuracy and main accuracy.
-    MiaTable(MiaTableArgs),
+    MiaTable(Box<MiaTableArgs>),
     /// The membership runs in DIR's sub-folders side by side: table.csv, report.md, and a
     /// per-round curve of each run, beside the published one where DIR/authors/<run>.csv
     /// holds it (see configs/mia-authors/).
@@ -65,7 +65,7 @@ pub struct MiaTableArgs {
 /// Runs the experiment subcommand.
 pub fn run(cmd: ExperimentCommand) -> Result<()> {
     match cmd {
-        ExperimentCommand::MiaTable(args) => mia_table(args),
+        ExperimentCommand::MiaTable(args) => mia_table(*args),
         ExperimentCommand::MiaReport { dir } => {
             let figs = fl_cli::mia_report::report(&dir)?;
             for f in &figs {
