@@ -10,7 +10,7 @@
 
 use crate::inference::{im2col, linear, linear_relu, take};
 use crate::matmul::matmul;
-use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
+use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, ModelKind, POOLED1, SIDE};
 use crate::train::{OptimizerKind, TrainConfig};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +33,10 @@ pub fn gradient(
     assert_eq!(params.len(), grad.len());
     match kind {
         ModelKind::Cnn => cnn_gradient(params, outputs, images, labels, grad),
-        ModelKind::Mlp => mlp_gradient(params, outputs, images, labels, grad),
+        ModelKind::Mlp | ModelKind::MlpWide => {
+            let hidden = kind.mlp_hidden().expect("an MLP");
+            mlp_gradient(params, hidden, outputs, images, labels, grad)
+        }
     }
 }
 
@@ -96,13 +99,14 @@ fn cnn_gradient(
 
 fn mlp_gradient(
     mut p: &[f32],
+    hid: usize,
     outputs: usize,
     images: &[f32],
     labels: &[u8],
     mut g: &mut [f32],
 ) -> f32 {
     let b = labels.len();
-    let (hid, inp) = (MLP_HIDDEN, SIDE * SIDE);
+    let inp = SIDE * SIDE;
     let (w1, b1) = (take(&mut p, inp * hid), take(&mut p, hid));
     let (w2, b2) = (take(&mut p, hid * hid), take(&mut p, hid));
     let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));

@@ -10,7 +10,7 @@
 
 use crate::data::PIXELS;
 use crate::matmul::matmul;
-use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, MLP_HIDDEN, ModelKind, POOLED1, SIDE};
+use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, ModelKind, POOLED1, SIDE};
 
 /// Images per patch block (bounds the scratch memory: 25 x 64 x 576 floats for conv1).
 const BLOCK: usize = 64;
@@ -39,7 +39,13 @@ pub fn logits(
                 {
                     match kind {
                         ModelKind::Cnn => cnn_block(params, outputs, b_img, b_dst),
-                        ModelKind::Mlp => mlp_block(params, outputs, b_img, b_dst),
+                        ModelKind::Mlp | ModelKind::MlpWide => mlp_block(
+                            params,
+                            kind.mlp_hidden().expect("an MLP"),
+                            outputs,
+                            b_img,
+                            b_dst,
+                        ),
                     }
                 }
             });
@@ -69,9 +75,8 @@ fn cnn_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
     dst.copy_from_slice(&linear(&h3, b, HIDDEN, w4, b4, outputs));
 }
 
-fn mlp_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
+fn mlp_block(mut p: &[f32], hid: usize, outputs: usize, images: &[f32], dst: &mut [f32]) {
     let b = images.len() / PIXELS;
-    let hid = MLP_HIDDEN;
     let (w1, b1) = (take(&mut p, PIXELS * hid), take(&mut p, hid));
     let (w2, b2) = (take(&mut p, hid * hid), take(&mut p, hid));
     let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));

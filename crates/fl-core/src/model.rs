@@ -31,6 +31,8 @@ pub const FLAT: usize = CONV2 * conv_pool_side(POOLED1).pow(2);
 pub const HIDDEN: usize = 50;
 /// `mlp`: width of both hidden layers.
 pub const MLP_HIDDEN: usize = 200;
+/// `mlp-wide`: width of both hidden layers.
+pub const MLP_WIDE_HIDDEN: usize = 512;
 
 /// Which architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -40,8 +42,11 @@ pub enum ModelKind {
     /// Linear 50->K+1.
     #[default]
     Cnn,
-    /// 784 -> 200 -> 200 -> K+1 with ReLU.
+    /// 784 -> 200 -> 200 -> K+1 with ReLU (199k parameters).
     Mlp,
+    /// 784 -> 512 -> 512 -> K+1 with ReLU (670k parameters): room to memorise a client's
+    /// data, as the FedPoisonMIA authors' ResNet20 does.
+    MlpWide,
 }
 
 impl ModelKind {
@@ -50,6 +55,16 @@ impl ModelKind {
         match self {
             ModelKind::Cnn => "cnn",
             ModelKind::Mlp => "mlp",
+            ModelKind::MlpWide => "mlp-wide",
+        }
+    }
+
+    /// The width of both hidden layers of an MLP (`None` for the CNN).
+    pub fn mlp_hidden(self) -> Option<usize> {
+        match self {
+            ModelKind::Cnn => None,
+            ModelKind::Mlp => Some(MLP_HIDDEN),
+            ModelKind::MlpWide => Some(MLP_WIDE_HIDDEN),
         }
     }
 }
@@ -84,7 +99,7 @@ impl Cnn {
     }
 }
 
-/// A multi-layer perceptron 784 -> 200 -> 200 -> outputs.
+/// A multi-layer perceptron 784 -> hidden -> hidden -> outputs.
 #[derive(Module, Debug)]
 pub struct Mlp {
     fc1: Linear,
@@ -93,11 +108,11 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    fn new(outputs: usize, device: &Device) -> Self {
+    fn new(hidden: usize, outputs: usize, device: &Device) -> Self {
         Self {
-            fc1: LinearConfig::new(SIDE * SIDE, MLP_HIDDEN).init(device),
-            fc2: LinearConfig::new(MLP_HIDDEN, MLP_HIDDEN).init(device),
-            fc3: LinearConfig::new(MLP_HIDDEN, outputs).init(device),
+            fc1: LinearConfig::new(SIDE * SIDE, hidden).init(device),
+            fc2: LinearConfig::new(hidden, hidden).init(device),
+            fc3: LinearConfig::new(hidden, outputs).init(device),
         }
     }
 
@@ -115,7 +130,7 @@ impl Mlp {
 pub enum Classifier {
     /// See [`ModelKind::Cnn`].
     Cnn(Cnn),
-    /// See [`ModelKind::Mlp`].
+    /// See [`ModelKind::Mlp`] and [`ModelKind::MlpWide`].
     Mlp(Mlp),
 }
 
@@ -125,7 +140,11 @@ impl Classifier {
     pub fn new(kind: ModelKind, outputs: usize, device: &Device) -> Self {
         match kind {
             ModelKind::Cnn => Classifier::Cnn(Cnn::new(outputs, device)),
-            ModelKind::Mlp => Classifier::Mlp(Mlp::new(outputs, device)),
+            ModelKind::Mlp | ModelKind::MlpWide => Classifier::Mlp(Mlp::new(
+                kind.mlp_hidden().expect("an MLP"),
+                outputs,
+                device,
+            )),
         }
     }
 

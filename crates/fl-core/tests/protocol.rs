@@ -51,11 +51,16 @@ fn parameter_counts_by_hand() {
     assert_eq!(spec(ModelKind::Cnn).num_params(), 260 + 5020 + 16050 + 561);
     // 784*200+200, 200*200+200, 200*11+11
     assert_eq!(spec(ModelKind::Mlp).num_params(), 157_000 + 40_200 + 2_211);
+    // 784*512+512, 512*512+512, 512*11+11
+    assert_eq!(
+        spec(ModelKind::MlpWide).num_params(),
+        401_920 + 262_656 + 5_643
+    );
 }
 
 #[test]
 fn flat_parameters_round_trip() {
-    for kind in [ModelKind::Cnn, ModelKind::Mlp] {
+    for kind in [ModelKind::Cnn, ModelKind::Mlp, ModelKind::MlpWide] {
         let s = spec(kind);
         let v: Vec<f32> = (0..s.num_params())
             .map(|i| (i as f32 * 0.37).sin())
@@ -70,7 +75,7 @@ fn flat_parameters_round_trip() {
 fn cpu_kernels_inference_matches_burn_forward_whatever_the_threads() {
     let p = Prepared::load(&small_config()).unwrap();
     let data = fl_core::data::LocalData::all(&p.test);
-    for kind in [ModelKind::Cnn, ModelKind::Mlp] {
+    for kind in [ModelKind::Cnn, ModelKind::Mlp, ModelKind::MlpWide] {
         let s = spec(kind);
         // Trained a little, so activations are not all tiny.
         let init = s.initial_params(5);
@@ -105,7 +110,7 @@ fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
 fn cpu_kernels_gradient_matches_burn_autodiff() {
     let p = Prepared::load(&small_config()).unwrap();
     let data = p.client_data(2);
-    for kind in [ModelKind::Cnn, ModelKind::Mlp] {
+    for kind in [ModelKind::Cnn, ModelKind::Mlp, ModelKind::MlpWide] {
         let burn = spec(kind);
         let native = ModelSpec {
             cpu_kernels: Some(1),
@@ -153,7 +158,7 @@ fn kernels_follow_burn(tc: &TrainConfig, moved: f32, tolerance: f32) {
     tc.validate().unwrap();
     let p = Prepared::load(&small_config()).unwrap();
     let data = p.client_data(0);
-    for kind in [ModelKind::Cnn, ModelKind::Mlp] {
+    for kind in [ModelKind::Cnn, ModelKind::Mlp, ModelKind::MlpWide] {
         let burn = spec(kind);
         let native = ModelSpec {
             cpu_kernels: Some(1),
