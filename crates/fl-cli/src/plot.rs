@@ -34,7 +34,8 @@ pub struct LineChart<'a> {
     pub x_label: &'a str,
     /// Y axis label.
     pub y_label: &'a str,
-    /// X axis range; `None`: rounds (1 to the largest x, whole-number ticks, a dot per point).
+    /// X axis range (whole-number ticks when it spans 20 or more); `None`: rounds (1 to the
+    /// largest x, whole-number ticks, a dot per point).
     pub x_range: Option<(f64, f64)>,
     /// Y axis range.
     pub y_range: (f64, f64),
@@ -110,6 +111,8 @@ impl Figure for LineChart<'_> {
             .fold(1.0f64, f64::max);
         let rounds = self.x_range.is_none();
         let (x0, x1) = self.x_range.unwrap_or((0.5, x_max + 0.5));
+        // A given range of 20 or more (rounds of a long run) is labelled in whole numbers too.
+        let whole = rounds || x1 - x0 >= 20.0;
         let mut chart = ChartBuilder::on(&root)
             .caption(self.title, ("sans-serif", 26))
             .margin(16)
@@ -127,7 +130,7 @@ impl Figure for LineChart<'_> {
             } else {
                 11
             })
-            .x_label_formatter(if rounds {
+            .x_label_formatter(if whole {
                 &round_ticks
             } else {
                 &fraction_ticks
