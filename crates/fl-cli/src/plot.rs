@@ -130,11 +130,7 @@ impl Figure for LineChart<'_> {
             } else {
                 11
             })
-            .x_label_formatter(if whole {
-                &round_ticks
-            } else {
-                &fraction_ticks
-            })
+            .x_label_formatter(if whole { &round_ticks } else { &fraction_ticks })
             .x_desc(self.x_label)
             .y_desc(self.y_label)
             .label_style(("sans-serif", 16))
