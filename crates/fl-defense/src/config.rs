@@ -6,6 +6,8 @@
 //! rules varies `aggregator` over one base config); every section present is checked. A rule's
 //! name is written once, in [`RULES`].
 
+use crate::centered_clip::CenteredClipParams;
+use crate::geomed::GeoMed;
 use crate::rules::{Atm, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean};
 use fl_core::error::{CoreError, Result};
 use fl_core::{Aggregator, FedAvg};
@@ -86,6 +88,11 @@ pub const RULES: &[Rule] = &[
     ),
     Rule::of::<NormClip>("clip", "updates clipped to a norm bound, then FedAvg"),
     Rule::of::<GaussianDp>("dp", "clipped mean plus Gaussian noise (DP-FedAvg style)"),
+    Rule::of::<GeoMed>("geomed", "geometric median, smoothed Weiszfeld (RFA)"),
+    Rule::of::<CenteredClipParams>(
+        "centered-clip",
+        "centered clipping around the last aggregate (Karimireddy et al.)",
+    ),
 ];
 
 /// The names of [`RULES`], in order.

@@ -5,7 +5,10 @@
 //!   coordinate);
 //! - selection: [`Krum`], [`MultiKrum`] (Blanchard et al.), [`Atm`] (the Angular Trimmed Mean of
 //!   the FedPoisonMIA paper), which report the clients they kept;
-//! - bounding: [`NormClip`] and [`GaussianDp`] (clip, average, Gaussian noise).
+//! - bounding: [`NormClip`] and [`GaussianDp`] (clip, average, Gaussian noise);
+//! - one file each, paper cited, definitions as ByzFL's: [`GeoMed`] (the smoothed Weiszfeld
+//!   geometric median of RFA, [`geomed`]) and [`CenteredClip`] (centered clipping around the
+//!   last round's aggregate, a rule with state, [`centered_clip`]).
 //!
 //! A rule is a parameter struct (the serde shape of its `[defense.<rule>]` section, checked by
 //! [`RuleParams::validate`]) and an [`Aggregator`](fl_core::Aggregator) impl; one line of [`RULES`] names it.
@@ -27,12 +30,16 @@
 //! assert_eq!(rule.aggregate(&round, &ups).unwrap().delta, vec![2.0]);
 //! ```
 
+pub mod centered_clip;
 pub mod config;
+pub mod geomed;
 pub mod rules;
 
+pub use centered_clip::{CenteredClip, CenteredClipParams};
 pub use config::{DefenseConfig, RULES, Rule, RuleParams, names};
 /// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
 pub use fl_core::geometry;
+pub use geomed::GeoMed;
 pub use rules::{
     AdaptiveBound, Atm, ClipBound, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean,
 };
