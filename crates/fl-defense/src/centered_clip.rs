@@ -8,6 +8,7 @@
 //! (the lab's cross-check): the plain mean over the updates, not FedAvg's weights. The rule
 //! keeps its center across rounds, and in checkpoints.
 
+use crate::check::{at_least_one, positive};
 use crate::config::RuleParams;
 use fl_core::checkpoint::{decode, encode};
 use fl_core::error::{CoreError, Result};
@@ -36,18 +37,8 @@ impl Default for CenteredClipParams {
 
 impl RuleParams for CenteredClipParams {
     fn validate(&self) -> Result<()> {
-        if !(self.tau > 0.0 && self.tau.is_finite()) {
-            return Err(CoreError::Config(format!(
-                "tau must be positive, got {}",
-                self.tau
-            )));
-        }
-        if self.iterations == 0 {
-            return Err(CoreError::Config(
-                "iterations must be at least 1 (0 would repeat last round's step)".into(),
-            ));
-        }
-        Ok(())
+        positive("tau", self.tau)?;
+        at_least_one("iterations", self.iterations, "repeat last round's step")
     }
 
     fn build(&self) -> Box<dyn Aggregator> {
@@ -128,27 +119,7 @@ impl Aggregator for CenteredClip {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ups(points: &[&[f32]]) -> Vec<Update> {
-        points
-            .iter()
-            .enumerate()
-            .map(|(k, p)| Update {
-                client: k,
-                delta: p.to_vec(),
-                num_samples: 10,
-                train_loss: 0.0,
-            })
-            .collect()
-    }
-
-    fn round() -> ServerRound<'static> {
-        ServerRound {
-            round: 1,
-            seed: 0,
-            global: &[],
-        }
-    }
+    use crate::check::testing::{round, ups};
 
     fn rule(tau: f64) -> Box<dyn Aggregator> {
         CenteredClipParams { tau, iterations: 1 }.build()

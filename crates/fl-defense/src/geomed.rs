@@ -8,8 +8,9 @@
 //! `nu` (the smoothing that keeps a step defined when the estimate sits on an update):
 //! z <- sum_i x_i / max(nu, |z - x_i|) / sum_i 1 / max(nu, |z - x_i|).
 
+use crate::check::{at_least_one, positive};
 use crate::config::RuleParams;
-use fl_core::error::{CoreError, Result};
+use fl_core::error::Result;
 use fl_core::update::check_updates;
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use serde::{Deserialize, Serialize};
@@ -36,18 +37,8 @@ impl Default for GeoMed {
 
 impl RuleParams for GeoMed {
     fn validate(&self) -> Result<()> {
-        if !(self.nu > 0.0 && self.nu.is_finite()) {
-            return Err(CoreError::Config(format!(
-                "nu must be positive, got {}",
-                self.nu
-            )));
-        }
-        if self.iterations == 0 {
-            return Err(CoreError::Config(
-                "iterations must be at least 1 (0 would return zero)".into(),
-            ));
-        }
-        Ok(())
+        positive("nu", self.nu)?;
+        at_least_one("iterations", self.iterations, "return zero")
     }
 
     fn build(&self) -> Box<dyn Aggregator> {
@@ -107,27 +98,7 @@ impl Aggregator for GeoMed {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ups(points: &[&[f32]]) -> Vec<Update> {
-        points
-            .iter()
-            .enumerate()
-            .map(|(k, p)| Update {
-                client: k,
-                delta: p.to_vec(),
-                num_samples: 10,
-                train_loss: 0.0,
-            })
-            .collect()
-    }
-
-    fn round() -> ServerRound<'static> {
-        ServerRound {
-            round: 1,
-            seed: 0,
-            global: &[],
-        }
-    }
+    use crate::check::testing::{round, ups};
 
     #[test]
     fn one_step_by_hand() {

@@ -31,6 +31,7 @@
 //! ```
 
 pub mod centered_clip;
+mod check;
 pub mod config;
 pub mod geomed;
 pub mod rules;
