@@ -14,6 +14,7 @@ use fl_data::DatasetKind;
 use fl_data::partition::{PartitionConfig, Scheme};
 use serde::Serialize;
 use std::path::Path;
+use std::time::Instant;
 
 /// Clients of the workload.
 pub const CLIENTS: usize = 10;
@@ -182,6 +183,88 @@ pub fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(round6(kib / 1024.0))
+}
+
+/// The process's resident set size now, in MiB (`VmRSS` of `/proc/self/status`).
+pub fn rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(round6(kib / 1024.0))
+}
+
+/// One block of rounds of a long run.
+#[derive(Debug, Clone, Serialize)]
+pub struct LongBlock {
+    /// The block's last round.
+    pub round: usize,
+    /// Wall time of the block's rounds, in seconds.
+    pub seconds: f64,
+    /// Resident memory after the block, MiB.
+    pub rss_mib: Option<f64>,
+    /// Peak resident memory so far, MiB.
+    pub peak_rss_mib: Option<f64>,
+    /// Mean membership accuracy over the block.
+    pub membership_accuracy: f64,
+}
+
+/// What `fl bench long` reports: a membership run of the authors' protocol, block by block.
+#[derive(Debug, Clone, Serialize)]
+pub struct LongBench {
+    /// The config run.
+    pub config: String,
+    /// Rounds run.
+    pub rounds: usize,
+    /// Building the run (data, split, targets), seconds.
+    pub setup_s: f64,
+    /// The rounds, seconds.
+    pub rounds_s: f64,
+    /// Per block of `every` rounds.
+    pub blocks: Vec<LongBlock>,
+}
+
+/// Runs the membership config at `config` (e.g. `configs/mia-authors/mnist-angle.toml`) for
+/// `rounds` rounds with `sets` applied, and reports time and memory every `every` rounds, so
+/// growth with the number of rounds shows.
+pub fn long(config: &Path, sets: &[String], rounds: usize, every: usize) -> Result<LongBench> {
+    let mut table = crate::config::load_table(Some(config), sets)?;
+    table.insert("rounds".into(), toml::Value::Integer(rounds as i64));
+    let (fed, mia, defense) = crate::mia::resolve_mia(table)?;
+    let started = Instant::now();
+    let mut run = fl_mia::MiaRun::build(&fed, &mia, crate::config::server_rule(&fed, &defense)?)?;
+    let setup_s = started.elapsed().as_secs_f64();
+    let mut blocks = Vec::new();
+    let (mut t, mut acc) = (Instant::now(), Vec::new());
+    let all = Instant::now();
+    let mut done = 0;
+    while !run.is_finished(None) && done < rounds {
+        let r = run.run_round()?;
+        done = r.base.round;
+        acc.push(r.membership.accuracy);
+        if done.is_multiple_of(every.max(1)) || done == rounds {
+            blocks.push(LongBlock {
+                round: done,
+                seconds: round6(t.elapsed().as_secs_f64()),
+                rss_mib: rss_mib(),
+                peak_rss_mib: peak_rss_mib(),
+                membership_accuracy: round6(acc.iter().sum::<f64>() / acc.len() as f64),
+            });
+            eprintln!(
+                "round {done}: {:.1} s for the block, rss {:?} MiB, peak {:?} MiB",
+                t.elapsed().as_secs_f64(),
+                rss_mib(),
+                peak_rss_mib()
+            );
+            (t, acc) = (Instant::now(), Vec::new());
+        }
+    }
+    Ok(LongBench {
+        config: config.display().to_string(),
+        rounds: done,
+        setup_s: round6(setup_s),
+        rounds_s: round6(all.elapsed().as_secs_f64()),
+        blocks,
+    })
 }
 
 /// Runs the default cell `runs` times on `threads` worker threads (the fidelity oracle is

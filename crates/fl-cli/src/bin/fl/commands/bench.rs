@@ -33,6 +33,23 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// A long membership run (default: FedPoisonMIA in its authors' protocol, 800 rounds):
+    /// time, resident and peak memory every block of rounds, so growth with the rounds shows.
+    /// Needs the full data the config names.
+    Long {
+        /// The membership config.
+        #[arg(long, short, default_value = "configs/mia-authors/mnist-angle.toml")]
+        config: PathBuf,
+        /// Override a config value (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Rounds to run.
+        #[arg(long, default_value_t = 800)]
+        rounds: usize,
+        /// Rounds per reported block.
+        #[arg(long, default_value_t = 100)]
+        every: usize,
+    },
     /// Time FedAvg rounds of the fixed workload (MNIST, 10 clients x 600, cnn, batch 32).
     Round {
         /// Compute device.
@@ -80,6 +97,19 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 anyhow::bail!("--runs and --threads must be at least 1");
             }
             let report = fl_cli::bench::cell(&data_dir, threads, runs)?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+        BenchCommand::Long {
+            config,
+            sets,
+            rounds,
+            every,
+        } => {
+            if rounds == 0 || every == 0 {
+                anyhow::bail!("--rounds and --every must be at least 1");
+            }
+            let report = fl_cli::bench::long(&config, &sets, rounds, every)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
