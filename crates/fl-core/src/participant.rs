@@ -1,5 +1,6 @@
-//! The participant interface: the protocol calls every client through it, and an attack is a
-//! participant that behaves differently.
+//! The participant interface: the protocol calls every honest client through it (an attack
+//! answers for the clients it plays through [`crate::attack::MaliciousClients`], with the
+//! same [`RoundContext`]).
 
 use crate::data::LocalData;
 use crate::error::Result;

@@ -23,7 +23,7 @@ pub struct AttackRun {
     /// Data and split (of the federated config with G withheld from the adversary when the
     /// method needs it).
     pub prepared: Prepared,
-    /// The run (the adversary's client is a [`Seat`] in it).
+    /// The run (the adversary's client is a [`fl_core::attack::Seat`] in it).
     pub federation: Federation,
     /// The adversary: its log and generator.
     pub adversary: Adversary,

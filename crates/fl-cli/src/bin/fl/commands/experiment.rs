@@ -12,7 +12,7 @@ pub enum ExperimentCommand {
     /// table.csv and table.json of best attack accuracy and main accuracy.
     MiaTable(Box<MiaTableArgs>),
     /// The membership runs in DIR's sub-folders side by side: table.csv, report.md, and a
-    /// per-round curve of each run, beside the published one where DIR/authors/<run>.csv
+    /// per-round curve of each run RUN, beside the published one where DIR/authors/RUN.csv
     /// holds it (see configs/mia-authors/).
     MiaReport {
         /// The folder of runs, e.g. results/mia-authors.
