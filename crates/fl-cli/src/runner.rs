@@ -82,11 +82,17 @@ pub fn run_rounds<A: Attack>(
     };
     let mut rows: Vec<A::Round> = resume(federation, attack, dir)?;
     if !rows.is_empty() {
-        bar.println(format!(
+        let line = format!(
             "{label}: resuming after round {} from {}",
             federation.round(),
             dir.file(CHECKPOINT).display()
-        ));
+        );
+        // A hidden bar (no terminal, or --quiet) prints nothing: say it on stderr then.
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
         bar.set_position(rows.len() as u64);
     }
     while !federation.is_finished(rows.last().map(A::base)) {
