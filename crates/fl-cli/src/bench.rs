@@ -179,18 +179,20 @@ pub struct CellBench {
 
 /// The process's peak resident set size in MiB (`VmHWM` of `/proc/self/status`).
 pub fn peak_rss_mib() -> Option<f64> {
+    status_mib("VmHWM:")
+}
+
+/// A memory line of `/proc/self/status` (in kB there) in MiB.
+fn status_mib(key: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(round6(kib / 1024.0))
 }
 
 /// The process's resident set size now, in MiB (`VmRSS` of `/proc/self/status`).
 pub fn rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(round6(kib / 1024.0))
+    status_mib("VmRSS:")
 }
 
 /// One block of rounds of a long run.
