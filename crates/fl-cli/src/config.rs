@@ -37,7 +37,7 @@ pub fn apply_sets(table: &mut Table, sets: &[String]) -> Result<()> {
 
 /// A TOML value from the command line: numbers, booleans, arrays and inline tables as TOML,
 /// anything else as a string.
-fn parse_value(raw: &str) -> Value {
+pub fn parse_value(raw: &str) -> Value {
     format!("v = {raw}")
         .parse::<Table>()
         .ok()

@@ -6,6 +6,7 @@
 pub mod attack;
 pub mod bench;
 pub mod config;
+pub mod grid;
 pub mod mia;
 pub mod mia_report;
 pub mod mia_table;

@@ -2,8 +2,10 @@
 //! split, as one table (Markdown and CSV) of best attack accuracy and main accuracy.
 
 use crate::config::{apply_sets, set_dotted, shown_defense};
+use crate::grid::{
+    CellSpec, Experiment, GridDir, GridOptions, GroupContext, Manifest, Record, numbers_hash,
+};
 use crate::mia::{MiaRunConfig, MiaRunSummary, resolve_mia, run};
-use crate::progress::counter_bar;
 use anyhow::{Context, Result, bail};
 use fl_data::DatasetKind;
 use fl_mia::MiaMethod;
@@ -138,7 +140,6 @@ fn cell_table(
     attack: MiaMethod,
     aggregator: &str,
     setting: &[String],
-    threads: usize,
 ) -> Result<Table> {
     let mut t = base.clone();
     apply_sets(&mut t, setting)?;
@@ -150,7 +151,6 @@ fn cell_table(
     set("dataset", Value::String(d.name().into()))?;
     set("mia.method", Value::String(attack.name().into()))?;
     set("aggregator", Value::String(aggregator.into()))?;
-    set("threads", Value::Integer(threads as i64))?;
     match partition {
         "iid" => set("partition.scheme", Value::String("iid".into()))?,
         p => {
@@ -165,20 +165,125 @@ fn cell_table(
     Ok(t)
 }
 
-/// Runs every cell not already finished under `opts.out/runs/` (a finished cell is one whose
-/// `summary.json` exists beside the same resolved config), then writes the table.
-pub fn run_table(base: &Table, opts: &TableOptions) -> Result<Vec<TableCell>> {
-    if opts.jobs == 0 {
-        bail!("--jobs must be at least 1");
+/// One cell of the table, resolved.
+#[derive(Debug, Clone)]
+pub struct MiaCell {
+    key: CellKey,
+    id: String,
+    fed: fl_core::FedConfig,
+    mia: fl_mia::MiaConfig,
+    defense: fl_defense::DefenseConfig,
+    hash: String,
+}
+
+impl CellSpec for MiaCell {
+    fn id(&self) -> &str {
+        &self.id
     }
-    let threads = (crate::sweep::run::cores() / opts.jobs).max(1);
+
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    fn device(&self) -> fl_core::DeviceKind {
+        self.fed.device
+    }
+}
+
+/// What a finished cell leaves in `cells/<id>.json`: its row of the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MiaRecord {
+    /// The cell's id (its run folder's name).
+    pub id: String,
+    /// The hash of its config.
+    pub config_hash: String,
+    /// Its row.
+    #[serde(flatten)]
+    pub cell: TableCell,
+    /// Wall time of the run (0 when it was found finished).
+    #[serde(default)]
+    pub seconds: f64,
+}
+
+impl Record for MiaRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn config_hash(&self) -> &str {
+        &self.config_hash
+    }
+
+    fn without_times(&self) -> Self {
+        Self {
+            seconds: 0.0,
+            ..self.clone()
+        }
+    }
+
+    fn headline(&self) -> String {
+        let c = &self.cell;
+        match &c.error {
+            Some(_) => format!("{} vs {}: stopped", c.attack, c.aggregator),
+            None => format!("{} vs {}: {:.3}", c.attack, c.aggregator, c.best_accuracy),
+        }
+    }
+}
+
+/// The table as an experiment of the grid engine: each cell one membership run into
+/// `<out>/runs/<id>/`.
+struct MiaTable<'a> {
+    out: &'a Path,
+}
+
+impl Experiment for MiaTable<'_> {
+    type Cell = MiaCell;
+    type Record = MiaRecord;
+
+    fn run_group(
+        &self,
+        cells: &[MiaCell],
+        ctx: GroupContext,
+        done: &mut dyn FnMut(&MiaCell, Result<MiaRecord>),
+    ) {
+        for c in cells {
+            let started = std::time::Instant::now();
+            let fed = fl_core::FedConfig {
+                threads: ctx.threads,
+                ..c.fed.clone()
+            };
+            let dir = self.out.join("runs").join(&c.id);
+            // A run that fails (a diverged model, a rule that cannot apply) is a result of
+            // the table, shown as such; only I/O problems fail the cell.
+            let r = finished(&dir, &fed, &c.mia, &c.defense).map(|done| {
+                let row = match done.map_or_else(|| run(&fed, &c.mia, &c.defense, &dir, false), Ok)
+                {
+                    Ok(s) => c.key.cell(&s),
+                    Err(e) => c.key.failed(format!("{e:#}")),
+                };
+                MiaRecord {
+                    id: c.id.clone(),
+                    config_hash: c.hash.clone(),
+                    cell: row,
+                    seconds: crate::summary::round6(started.elapsed().as_secs_f64()),
+                }
+            });
+            done(c, r);
+        }
+    }
+}
+
+/// Runs every cell not already finished under `opts.out` (a record in `cells/`, or a run
+/// folder under `runs/` whose `summary.json` sits beside the same resolved config), then
+/// writes the table. Cells are claimed, so two tables run on one folder share the work.
+pub fn run_table(base: &Table, opts: &TableOptions) -> Result<Vec<TableCell>> {
     let mut todo = Vec::new();
     for &d in &opts.datasets {
         for p in &opts.partitions {
             for setting in &opts.settings {
                 for &a in &opts.attacks {
                     for g in &opts.aggregators {
-                        let t = cell_table(base, d, p, a, g, setting, threads)?;
+                        let t = cell_table(base, d, p, a, g, setting)?;
                         let (fed, mia, defense) = resolve_mia(t)
                             .with_context(|| format!("setting `{}`", setting.join(" ")))?;
                         fed.validate()?;
@@ -191,41 +296,72 @@ pub fn run_table(base: &Table, opts: &TableOptions) -> Result<Vec<TableCell>> {
                             aggregator: g.clone(),
                             setting: setting.clone(),
                         };
-                        todo.push((key, fed, mia, defense));
+                        let hash = numbers_hash(&MiaRunConfig {
+                            fed: fed.clone(),
+                            mia: mia.clone(),
+                            defense: shown_defense(&fed, &defense)?,
+                        });
+                        todo.push(MiaCell {
+                            id: key.id(),
+                            key,
+                            fed,
+                            mia,
+                            defense,
+                            hash,
+                        });
                     }
                 }
             }
         }
     }
     std::fs::create_dir_all(opts.out.join("runs"))?;
-    let bar = if opts.progress {
-        counter_bar(todo.len() as u64, "mia-table", "cell")
-    } else {
-        indicatif::ProgressBar::hidden()
+    let dir = GridDir::<MiaRecord>::create(
+        &opts.out,
+        &Manifest {
+            name: "mia-table".into(),
+            base_hash: numbers_hash(base),
+        },
+    )?;
+    let grid = GridOptions {
+        out: opts.out.clone(),
+        jobs: opts.jobs,
+        threads: 0,
+        shard: None,
+        warm_start: false,
+        progress: opts.progress,
+        device_memory: None,
     };
-    let cells = fl_core::pool::map_ordered(todo, opts.jobs, |(key, fed, mia, defense)| {
-        let dir = opts.out.join("runs").join(key.id());
-        // A run that fails (a diverged model, a rule that cannot apply) is a result of the
-        // table, shown as such; only I/O problems stop it.
-        let r = finished(&dir, &fed, &mia, &defense).map(|done| {
-            match done.map_or_else(|| run(&fed, &mia, &defense, &dir, false), Ok) {
-                Ok(s) => key.cell(&s),
-                Err(e) => key.failed(format!("{e:#}")),
-            }
-        });
-        if let Ok(c) = &r
-            && c.error.is_none()
-        {
-            bar.set_message(format!(
-                "{} {} {} vs {}: {:.3}",
-                c.dataset, c.partition, c.attack, c.aggregator, c.best_accuracy
-            ));
-        }
-        bar.inc(1);
-        r
-    });
-    bar.finish();
-    let cells = cells.into_iter().collect::<Result<Vec<_>>>()?;
+    let report = crate::grid::run(
+        &mut MiaTable { out: &opts.out },
+        "mia-table",
+        todo.clone(),
+        &dir,
+        &grid,
+    )?;
+    if !report.failed.is_empty() {
+        let list: Vec<String> = report
+            .failed
+            .iter()
+            .map(|(id, e)| format!("{id}: {e}"))
+            .collect();
+        bail!("cells failed:\n{}", list.join("\n"));
+    }
+    if report.elsewhere > 0 {
+        bail!(
+            "{} cells are being run by another process on {}: run the table again when it is done",
+            report.elsewhere,
+            opts.out.display()
+        );
+    }
+    let all = dir.all()?;
+    let cells: Vec<TableCell> = todo
+        .iter()
+        .map(|c| {
+            all.get(&c.id)
+                .map(|r| r.cell.clone())
+                .with_context(|| format!("cell {} has no record", c.id))
+        })
+        .collect::<Result<_>>()?;
     write_table(&opts.out, &cells)?;
     Ok(cells)
 }
@@ -260,6 +396,7 @@ fn finished(
 }
 
 /// Where a cell sits in the table.
+#[derive(Debug, Clone)]
 struct CellKey {
     dataset: DatasetKind,
     partition: String,
@@ -494,7 +631,6 @@ mod tests {
             MiaMethod::Passive,
             "atm",
             &["mia.malicious=2".into()],
-            1,
         )
         .unwrap();
         let (fed, mia, _) = resolve_mia(t).unwrap();
@@ -511,7 +647,6 @@ mod tests {
                 MiaMethod::Passive,
                 "atm",
                 &[],
-                1
             )
             .is_err()
         );

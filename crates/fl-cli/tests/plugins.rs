@@ -1,6 +1,7 @@
 //! A new attack and a new stateful server rule, written here and nowhere else, run through the
-//! CLI's run loop: an attack is one type implementing `fl_core::Attack`, a rule one type
-//! implementing `fl_core::Aggregator`.
+//! CLI's run loop and through a 2x2 grid of the grid engine: an attack is one type
+//! implementing `fl_core::Attack`, a rule one type implementing `fl_core::Aggregator`, and an
+//! experiment over them one type implementing `fl_cli::grid::Experiment`.
 
 use fl_cli::run_dir::RunDir;
 use fl_cli::runner::{Accuracy, run_rounds};
@@ -193,4 +194,167 @@ fn an_attack_and_a_stateful_rule_written_outside_the_crates_run_through_the_runn
         .unwrap();
     let err = fed.run_round().unwrap_err().to_string();
     assert!(err.contains("client 0 is played by an attack"), "{err}");
+}
+
+/// The 2x2 study of the two plug-ins: attack (none, flip-boost) x rule (fedavg, probation),
+/// each cell a run folder under `root/runs/`.
+struct PlugInStudy {
+    root: std::path::PathBuf,
+}
+
+#[derive(Clone)]
+struct StudyCell {
+    id: String,
+    attack: bool,
+    probation: bool,
+}
+
+impl fl_cli::grid::CellSpec for StudyCell {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn hash(&self) -> &str {
+        // Nothing but the two axes decides the numbers.
+        &self.id
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct StudyRecord {
+    id: String,
+    config_hash: String,
+    final_accuracy: f64,
+    attacker_kept_rounds: Option<usize>,
+}
+
+impl fl_cli::grid::Record for StudyRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn config_hash(&self) -> &str {
+        &self.config_hash
+    }
+
+    fn without_times(&self) -> Self {
+        self.clone()
+    }
+
+    fn headline(&self) -> String {
+        format!("{:.3}", self.final_accuracy)
+    }
+}
+
+impl fl_cli::grid::Experiment for PlugInStudy {
+    type Cell = StudyCell;
+    type Record = StudyRecord;
+
+    fn run_group(
+        &self,
+        cells: &[StudyCell],
+        _ctx: fl_cli::grid::GroupContext,
+        done: &mut dyn FnMut(&StudyCell, anyhow::Result<StudyRecord>),
+    ) {
+        for c in cells {
+            let rule: Box<dyn Aggregator> = if c.probation {
+                Box::new(Probation {
+                    factor: 3.0,
+                    barred: BTreeSet::new(),
+                })
+            } else {
+                Box::new(FedAvg)
+            };
+            let dir = self.root.join("runs").join(&c.id);
+            let (final_accuracy, kept) = if c.attack {
+                let (rows, kept, _) = attacked(rule, &dir);
+                (
+                    rows.last().unwrap().base.test.as_ref().unwrap().accuracy,
+                    Some(kept),
+                )
+            } else {
+                let prepared = Prepared::load(&config()).unwrap();
+                let mut fed = prepared.federation(prepared.seated(&[]), rule).unwrap();
+                let run_dir = RunDir::create(&dir).unwrap();
+                let rows = run_rounds(
+                    &mut fed,
+                    &mut fl_core::NoAttack,
+                    &run_dir,
+                    "plugin",
+                    false,
+                    &mut Accuracy,
+                    0,
+                )
+                .unwrap();
+                (rows.last().unwrap().test.as_ref().unwrap().accuracy, None)
+            };
+            done(
+                c,
+                Ok(StudyRecord {
+                    id: c.id.clone(),
+                    config_hash: c.id.clone(),
+                    final_accuracy,
+                    attacker_kept_rounds: kept,
+                }),
+            );
+        }
+    }
+}
+
+#[test]
+fn the_plug_ins_run_as_a_two_by_two_grid() {
+    use fl_cli::grid::{Axis, GridDir, GridOptions, Manifest, expand};
+    let tmp = ScratchDir::new("plugins-grid").unwrap();
+    let axes = [
+        Axis::key("attack", vec!["none".into(), "flip-boost".into()]),
+        Axis::key("rule", vec!["fedavg".into(), "probation".into()]),
+    ];
+    let cells: Vec<StudyCell> = expand(&toml::Table::new(), &axes)
+        .unwrap()
+        .into_iter()
+        .map(|e| StudyCell {
+            attack: e.table["attack"].as_str() == Some("flip-boost"),
+            probation: e.table["rule"].as_str() == Some("probation"),
+            id: e.id,
+        })
+        .collect();
+    let dir = GridDir::<StudyRecord>::create(
+        tmp.path(),
+        &Manifest {
+            name: "plug-ins".into(),
+            base_hash: "tiny".into(),
+        },
+    )
+    .unwrap();
+    let opts = GridOptions {
+        out: tmp.path().to_path_buf(),
+        jobs: 2,
+        threads: 1,
+        shard: None,
+        warm_start: false,
+        progress: false,
+        device_memory: None,
+    };
+    let mut study = PlugInStudy {
+        root: tmp.path().to_path_buf(),
+    };
+    let r = fl_cli::grid::run(&mut study, "plug-ins", cells.clone(), &dir, &opts).unwrap();
+    assert_eq!((r.cells, r.ran, r.failed.len()), (4, 4, 0));
+    let all = dir.all().unwrap();
+    let acc = |id: &str| all[id].final_accuracy;
+    // Without the attack, probation bars nobody: the same model as FedAvg.
+    assert_eq!(acc("none-fedavg"), acc("none-probation"));
+    assert_eq!(all["none-probation"].attacker_kept_rounds, None);
+    // With it, FedAvg keeps the attacker all 3 rounds and probation none; what the rule buys.
+    assert_eq!(all["flip-boost-fedavg"].attacker_kept_rounds, Some(3));
+    assert_eq!(all["flip-boost-probation"].attacker_kept_rounds, Some(0));
+    assert!(acc("flip-boost-probation") > acc("flip-boost-fedavg") + 0.2);
+    // Each cell left its run folder; a second run finds them all finished.
+    assert!(
+        tmp.path()
+            .join("runs/flip-boost-probation/metrics.jsonl")
+            .exists()
+    );
+    let again = fl_cli::grid::run(&mut study, "plug-ins", cells, &dir, &opts).unwrap();
+    assert_eq!((again.ran, again.skipped), (0, 4));
 }

@@ -4,7 +4,7 @@ mod common;
 
 use common::{cells, numbers, opts, tiny_grid};
 use fl_cli::sweep::store::merge;
-use fl_cli::sweep::{Grid, Shard, SweepDir, report_dir, run::run};
+use fl_cli::sweep::{Grid, Shard, report_dir, run::run};
 use fl_data::scratch::ScratchDir;
 
 #[test]
@@ -93,7 +93,7 @@ fn sweeps_sharing_a_folder_never_run_a_cell_twice() {
 
     // A cell another process holds is left to it; once released, a rerun does it.
     let held = tmp.path().join("held");
-    let dir = SweepDir::open(&held, &grid).unwrap();
+    let dir = fl_cli::sweep::store::open(&held, &grid).unwrap();
     let cell = grid.cells().unwrap()[1].clone();
     let claim = dir.claim(&cell).unwrap().expect("free at first");
     assert!(dir.claim(&cell).unwrap().is_none(), "held: no second claim");

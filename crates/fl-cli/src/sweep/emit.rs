@@ -1,14 +1,16 @@
-//! Scripts that run a sweep's shards on a cluster: a Slurm array job and a Kubernetes
-//! indexed Job. Each task runs `fl sweep ... --shard i/N` into its own folder; `fl sweep merge`
-//! joins the folders afterwards. A task that is retried resumes: finished cells are skipped.
+//! Scripts that run a grid's shards on a cluster: a Slurm array job and a Kubernetes
+//! indexed Job. Each task runs `fl sweep ... --shard i/N` (or `fl grid ...`) into its own
+//! folder; `fl sweep merge` (`fl grid merge`) joins the folders afterwards. A task that is retried resumes: finished cells are skipped.
 
 use std::fmt::Write as _;
 
 /// What the scripts run.
 #[derive(Debug, Clone)]
 pub struct EmitOptions {
-    /// The sweep's name (job name).
+    /// The grid's name (job name).
     pub name: String,
+    /// The `fl` subcommand that runs a shard: `sweep` or `grid`.
+    pub command: String,
     /// How `fl sweep` finds the grid: `--preset quick` or `--grid FILE` (a path the tasks see).
     pub grid_args: String,
     /// Number of shards (array tasks / pods).
@@ -40,8 +42,9 @@ pub fn slurm(o: &EmitOptions) -> String {
     let _ = writeln!(
         s,
         "# A task that is requeued resumes its shard. When all are done:\n\
-         #   fl sweep merge --out {out} {out}/shard-* && fl sweep report {out}",
-        out = o.out
+         #   fl {cmd} merge --out {out} {out}/shard-* && fl {cmd} report {out}",
+        out = o.out,
+        cmd = o.command
     );
     let _ = writeln!(s, "#SBATCH --job-name={}", o.name);
     let _ = writeln!(s, "#SBATCH --array=0-{}", o.shards.saturating_sub(1));
@@ -52,9 +55,9 @@ pub fn slurm(o: &EmitOptions) -> String {
     let _ = writeln!(s, "FL=\"${{FL:-fl}}\"");
     let _ = writeln!(
         s,
-        "\"$FL\" sweep {} --out \"{}/shard-${{SLURM_ARRAY_TASK_ID}}\" \\\n    \
+        "\"$FL\" {} {} --out \"{}/shard-${{SLURM_ARRAY_TASK_ID}}\" \\\n    \
          --shard \"${{SLURM_ARRAY_TASK_ID}}/{}\" --jobs {} --quiet",
-        o.grid_args, o.out, o.shards, o.cpus
+        o.command, o.grid_args, o.out, o.shards, o.cpus
     );
     s
 }
@@ -81,7 +84,7 @@ pub fn k8s(o: &EmitOptions) -> String {
     format!(
         "# Sweep `{sweep}` as a Kubernetes indexed Job of {n} pods, one shard each\n\
          # (kubectl apply -f this-file). A retried pod resumes its shard. When all are done:\n\
-         #   fl sweep merge --out /results/{out} /results/{out}/shard-* && fl sweep report /results/{out}\n\
+         #   fl {cmd} merge --out /results/{out} /results/{out}/shard-* && fl {cmd} report /results/{out}\n\
          apiVersion: batch/v1\n\
          kind: Job\n\
          metadata:\n  name: {name}\n\
@@ -89,7 +92,7 @@ pub fn k8s(o: &EmitOptions) -> String {
          \x20 template:\n    spec:\n      restartPolicy: Never\n      containers:\n\
          \x20       - name: sweep\n          image: {image}\n\
          \x20         command: [\"sh\", \"-c\"]\n\
-         \x20         args:\n            - >-\n              fl sweep {grid} --out /results/{out}/shard-$JOB_COMPLETION_INDEX\n\
+         \x20         args:\n            - >-\n              fl {cmd} {grid} --out /results/{out}/shard-$JOB_COMPLETION_INDEX\n\
          \x20             --shard $JOB_COMPLETION_INDEX/{n} --jobs {cpus} --quiet\n\
          \x20         env:\n            - name: FL_DATA_DIR\n              value: /data\n\
          \x20         resources:\n            requests:\n              cpu: \"{cpus}\"\n              memory: 4Gi\n\
@@ -98,6 +101,7 @@ pub fn k8s(o: &EmitOptions) -> String {
          \x20     volumes:\n        - name: results\n          persistentVolumeClaim:\n            claimName: {claim}\n\
          \x20       - name: data\n          persistentVolumeClaim:\n            claimName: {data_claim}\n",
         sweep = o.name,
+        cmd = o.command,
         n = o.shards,
         out = o.out.trim_start_matches("results/"),
         image = o.image,
@@ -115,6 +119,7 @@ mod tests {
     fn opts() -> EmitOptions {
         EmitOptions {
             name: "sweep-full".into(),
+            command: "sweep".into(),
             grid_args: "--preset full".into(),
             shards: 20,
             cpus: 4,

@@ -3,6 +3,8 @@
 use crate::attack::{AttackRunConfig, resolve_attack};
 use crate::config::set_dotted;
 use crate::config::{server_rule, shown_defense};
+use crate::grid::axes::{Axis, Expanded, Point, expand};
+use crate::grid::numbers_hash;
 use anyhow::{Context, Result, bail};
 use fl_core::FedConfig;
 use fl_data::{DatasetKind, NUM_CLASSES};
@@ -88,13 +90,6 @@ pub struct Cell {
     pub defense: DefenseConfig,
     /// Hash of everything that decides the cell's numbers (see [`config_hash`]).
     pub hash: String,
-}
-
-impl Cell {
-    /// The cells sharing this one's warm-up: same dataset, seed and G.
-    pub fn group(&self) -> (DatasetKind, u64, usize) {
-        (self.dataset, self.seed, self.generate)
-    }
 }
 
 /// Presets: `quick` (MNIST, one seed, 90 cells) and `full` (both datasets, three seeds, 540).
@@ -201,45 +196,78 @@ impl Grid {
         Ok(())
     }
 
-    /// Every cell, ordered by dataset, seed, G, T (the order shards are cut from).
-    pub fn cells(&self) -> Result<Vec<Cell>> {
+    /// The grid's axes: dataset, seed, and the (G, T) pair (sorted), in that order.
+    pub fn axes(&self) -> Vec<Axis> {
         let mut pairs = self.pairs.clone();
         pairs.sort();
-        let mut out = Vec::new();
-        for &dataset in &self.datasets {
-            for &seed in &self.seeds {
-                for &(g, t) in &pairs {
-                    out.push(self.cell(dataset, seed, g, t)?);
-                }
-            }
-        }
-        Ok(out)
+        let point = |label: String, set: Vec<(&str, Value)>| Point {
+            label,
+            set: set.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        };
+        vec![
+            Axis {
+                name: "dataset".into(),
+                points: self
+                    .datasets
+                    .iter()
+                    .map(|d| {
+                        let name = d.name().to_string();
+                        point(name.clone(), vec![("dataset", Value::String(name))])
+                    })
+                    .collect(),
+            },
+            Axis {
+                name: "seed".into(),
+                points: self
+                    .seeds
+                    .iter()
+                    .map(|&s| point(format!("s{s}"), vec![("seed", Value::Integer(s as i64))]))
+                    .collect(),
+            },
+            Axis {
+                name: "pair".into(),
+                points: pairs
+                    .iter()
+                    .map(|&(g, t)| {
+                        point(
+                            format!("g{g}-t{t}"),
+                            vec![
+                                ("attack.generate", Value::Integer(g as i64)),
+                                ("attack.target", Value::Integer(t as i64)),
+                            ],
+                        )
+                    })
+                    .collect(),
+            },
+        ]
     }
 
-    fn cell(&self, dataset: DatasetKind, seed: u64, g: usize, t: usize) -> Result<Cell> {
-        let id = format!("{}-s{seed}-g{g}-t{t}", dataset.name());
-        let mut table = self.base.clone();
-        let set = |table: &mut Table, key: &str, v: Value| set_dotted(table, key, v);
-        set(
+    /// Every cell, ordered by dataset, seed, G, T (the order shards are cut from).
+    pub fn cells(&self) -> Result<Vec<Cell>> {
+        expand(&self.base, &self.axes())?
+            .into_iter()
+            .map(|e| self.cell(e))
+            .collect()
+    }
+
+    fn cell(&self, e: Expanded) -> Result<Cell> {
+        let mut table = e.table;
+        set_dotted(
             &mut table,
             "name",
-            Value::String(format!("{}-{id}", self.name)),
+            Value::String(format!("{}-{}", self.name, e.id)),
         )?;
-        set(&mut table, "dataset", Value::String(dataset.name().into()))?;
-        set(&mut table, "seed", Value::Integer(seed as i64))?;
-        set(&mut table, "attack.generate", Value::Integer(g as i64))?;
-        set(&mut table, "attack.target", Value::Integer(t as i64))?;
         let (fed, attack, defense) = resolve_attack(table)?;
         fed.validate()?;
         attack.validate(&fed)?;
         server_rule(&fed, &defense)?;
         let hash = config_hash(&fed, &attack, &defense)?;
         Ok(Cell {
-            id,
-            dataset,
-            seed,
-            generate: g,
-            target: t,
+            id: e.id,
+            dataset: fed.dataset,
+            seed: fed.seed,
+            generate: attack.generate,
+            target: attack.target,
             fed,
             attack,
             defense,
@@ -311,12 +339,5 @@ pub fn config_hash(
         attack: attack.clone(),
         defense: shown_defense(fed, defense)?,
     };
-    let mut v = serde_json::to_value(&full).expect("configs serialise");
-    if let Some(m) = v.as_object_mut() {
-        for k in ["name", "data_dir", "threads"] {
-            m.remove(k);
-        }
-    }
-    let text = serde_json::to_string(&v).expect("values serialise");
-    Ok(fl_data::checksum::sha256_hex(text.as_bytes())[..16].to_string())
+    Ok(numbers_hash(&full))
 }

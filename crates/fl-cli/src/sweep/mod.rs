@@ -2,9 +2,10 @@
 //! run of `fl attack gan-poison`, stored as one file; then a report over the cells.
 //!
 //! - [`grid`]: the grid file and presets, cells and their config hashes;
-//! - [`run`]: cells in parallel (`--jobs`), resumable, `--shard i/N`, warm-ups shared by the
-//!   nine targets of a (dataset, seed, G);
-//! - [`store`]: the sweep folder (`sweep.json`, `grid.toml`, `cells/*.json`), `merge`;
+//! - [`run`]: the study as an experiment of the grid engine ([`crate::grid`]: cells in
+//!   parallel, resumable, claimed, `--shard i/N`), warm-ups shared by the nine targets of a
+//!   (dataset, seed, G);
+//! - [`store`]: the sweep folder (a grid folder with `grid.toml`), `merge`;
 //! - [`report`] and [`stats`]: matrices, heat maps, histogram, symmetry and class tests;
 //! - [`emit`]: Slurm and Kubernetes scripts that run the shards.
 
@@ -16,8 +17,8 @@ pub mod run;
 pub mod stats;
 pub mod store;
 
+pub use crate::grid::{GridOptions, GridReport, Shard};
 pub use grid::{Cell, Grid};
-pub use run::{Shard, SweepOptions, SweepReport};
 pub use store::{CellResult, SweepDir};
 
 use anyhow::Result;
@@ -28,10 +29,10 @@ pub const FULL_GRID_CELLS: usize = 540;
 
 /// Runs `grid` into `opts.out` and, unless sharded, writes the report; returns what ran and
 /// the path of `report.md` when written.
-pub fn sweep(grid: &Grid, opts: &SweepOptions) -> Result<(SweepReport, Option<PathBuf>)> {
+pub fn sweep(grid: &Grid, opts: &GridOptions) -> Result<(GridReport, Option<PathBuf>)> {
     let report = run::run(grid, opts)?;
     let md = if opts.shard.is_none() {
-        let dir = SweepDir::open(&opts.out, grid)?;
+        let dir = store::open(&opts.out, grid)?;
         Some(report::write(&dir, &grid.name, Some(grid.cells()?.len()))?)
     } else {
         None

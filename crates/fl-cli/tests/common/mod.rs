@@ -1,7 +1,8 @@
 //! A tiny sweep grid over the fixtures, shared by the sweep tests on CPU and on wgpu.
 #![allow(dead_code)] // each test binary uses its own part
 
-use fl_cli::sweep::{CellResult, Shard, SweepDir, SweepOptions};
+use fl_cli::grid::Record;
+use fl_cli::sweep::{CellResult, GridOptions, Shard, SweepDir};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -20,8 +21,8 @@ pub fn tiny_grid(dir: &Path) -> PathBuf {
     path
 }
 
-pub fn opts(out: PathBuf, shard: Option<Shard>, warm_start: bool) -> SweepOptions {
-    SweepOptions {
+pub fn opts(out: PathBuf, shard: Option<Shard>, warm_start: bool) -> GridOptions {
+    GridOptions {
         out,
         jobs: 2,
         threads: 1,

@@ -7,7 +7,7 @@ mod commands;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use commands::{attack, bench, demo, experiment, run as run_cmd, sweep, train};
+use commands::{attack, bench, demo, experiment, grid, run as run_cmd, sweep, train};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,6 +49,9 @@ enum Command {
     /// The 90-pair GAN-poisoning study: every (dataset, seed, G, T) of a grid, in parallel,
     /// resumable, sharded; then a report with heat maps and tests.
     Sweep(sweep::SweepArgs),
+    /// Any experiment over axes of its config keys (seeds, rules, attack parameters, any
+    /// key): resumable, sharded, run on --jobs workers; then a table of every cell's summary.
+    Grid(grid::GridArgs),
     /// Experiments made of many runs, written as tables.
     #[command(subcommand)]
     Experiment(experiment::ExperimentCommand),
@@ -82,6 +85,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Attack(cmd) => attack::run(cmd),
         Command::Experiment(cmd) => experiment::run(cmd),
         Command::Sweep(args) => sweep::run(args),
+        Command::Grid(args) => grid::run(args),
         Command::Bench(cmd) => bench::run(cmd),
     }
 }

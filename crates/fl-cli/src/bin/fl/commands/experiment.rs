@@ -54,7 +54,8 @@ pub struct MiaTableArgs {
     /// Output folder.
     #[arg(long, default_value = "results/mia-table")]
     pub out: PathBuf,
-    /// Runs at once (each gets cores / jobs threads).
+    /// Runs at once (each gets cores / jobs threads; 0 = one per core). Two tables run on one
+    /// folder divide its cells.
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
     /// No progress bar.

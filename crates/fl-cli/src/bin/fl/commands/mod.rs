@@ -4,6 +4,7 @@ pub mod attack;
 pub mod bench;
 pub mod demo;
 pub mod experiment;
+pub mod grid;
 pub mod run;
 pub mod sweep;
 pub mod train;

@@ -133,7 +133,7 @@ fn grid_of(args: &GridArgs) -> Result<fl_cli::sweep::Grid> {
 
 /// Runs `fl sweep` and its actions.
 pub fn run(args: SweepArgs) -> Result<()> {
-    use fl_cli::sweep::{FULL_GRID_CELLS, SweepOptions, emit};
+    use fl_cli::sweep::{FULL_GRID_CELLS, GridOptions, emit};
     match args.action {
         Some(SweepAction::Merge {
             out,
@@ -180,7 +180,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
             let out = args
                 .out
                 .unwrap_or_else(|| PathBuf::from("results").join(&grid.name));
-            let opts = SweepOptions {
+            let opts = GridOptions {
                 out: out.clone(),
                 jobs: args.jobs,
                 threads: args.threads,
@@ -259,6 +259,7 @@ fn emit_options(
     Ok(fl_cli::sweep::emit::EmitOptions {
         out: e.out.clone().unwrap_or_else(|| format!("results/{name}")),
         name,
+        command: "sweep".into(),
         grid_args,
         shards: e.shards,
         cpus: e.cpus,

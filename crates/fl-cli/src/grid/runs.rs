@@ -1,0 +1,596 @@
+//! `fl grid`: any experiment `fl run` can run (training, a poisoning attack, membership
+//! inference), over axes of its config keys. Each cell runs into its own run folder under
+//! `runs/<id>/` (config, metrics, summary, plots, as `fl run` writes them); its record is the
+//! run's `summary.json` with the cell's axis labels; `table.csv` and `table.md` are the report.
+
+use super::axes::{Axis, Expanded, Point, expand};
+use super::store::{GridDir, Manifest};
+use super::{CellSpec, Experiment, GridOptions, GridReport, GroupContext, Record, numbers_hash};
+use crate::attack::{AttackRunConfig, resolve_attack};
+use crate::config::{RunKind, run_kind, server_rule, set_dotted, shown_defense, take_defense};
+use crate::mia::{MiaRunConfig, resolve_mia};
+use anyhow::{Context, Result, bail};
+use fl_core::{DeviceKind, FedConfig};
+use fl_data::atomic::write_atomic;
+use fl_defense::DefenseConfig;
+use fl_mia::MiaConfig;
+use fl_poison::AttackConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use toml::{Table, Value};
+
+/// An axis as a grid file writes it: one key and its values, or named points that each set
+/// several keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum AxisFile {
+    /// `{ key = "aggregator", values = ["fedavg", "median"] }`.
+    Key {
+        /// A dotted config key.
+        key: String,
+        /// Its values.
+        values: Vec<Value>,
+    },
+    /// `{ name = "pair", points = [{ label = "g1-t9", set = { "attack.generate" = 1, ... } }] }`.
+    Points {
+        /// The axis's name.
+        name: String,
+        /// Its points.
+        points: Vec<Point>,
+    },
+}
+
+impl AxisFile {
+    fn axis(&self) -> Axis {
+        match self {
+            AxisFile::Key { key, values } => Axis::key(key, values.clone()),
+            AxisFile::Points { name, points } => Axis {
+                name: name.clone(),
+                points: points.clone(),
+            },
+        }
+    }
+}
+
+/// A grid file (`fl grid --grid FILE`), also written into the grid's folder as `grid.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunGridFile {
+    /// The grid's name: its folder is `results/<name>/` unless `--out` says otherwise.
+    pub name: String,
+    /// A run config (as for `fl run`), relative to the grid file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_config: Option<PathBuf>,
+    /// Summary fields (dotted, e.g. `mia.best_accuracy`) shown in `table.md`; empty: the
+    /// first six numbers every cell's summary has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// The axes, the first varying slowest.
+    #[serde(default)]
+    pub axes: Vec<AxisFile>,
+    /// The run config inline (instead of `base_config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<Table>,
+}
+
+/// A checked grid of runs.
+#[derive(Debug, Clone)]
+pub struct RunGrid {
+    /// The grid as its file says (base inline).
+    pub file: RunGridFile,
+    /// The base config every cell starts from.
+    pub base: Table,
+}
+
+impl RunGrid {
+    /// Reads a grid file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: RunGridFile = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid grid file", path.display()))?;
+        Self::new(file, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// A grid from its file form; `base_config` is read relative to `dir`.
+    pub fn new(mut file: RunGridFile, dir: &Path) -> Result<Self> {
+        let base = match (file.base_config.take(), file.base.take()) {
+            (Some(p), None) => crate::config::load_table(Some(&dir.join(p)), &[])?,
+            (None, Some(t)) => t,
+            (None, None) => bail!("a grid needs `base_config = \"FILE\"` or a [base] section"),
+            (Some(_), Some(_)) => bail!("a grid takes `base_config` or [base], not both"),
+        };
+        if file.name.is_empty() || file.name.contains(['/', '\\']) || file.name.starts_with('.') {
+            bail!(
+                "a grid name must be a plain folder name, got `{}`",
+                file.name
+            );
+        }
+        let grid = Self { file, base };
+        let cells = grid.cells()?;
+        let mut ids: Vec<&str> = cells.iter().map(|c| c.id.as_str()).collect();
+        ids.sort();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            bail!("two cells of the grid are both named `{}`", w[0]);
+        }
+        Ok(grid)
+    }
+
+    /// Applies `--set key=value` overrides to the base config.
+    pub fn set(&mut self, sets: &[String]) -> Result<()> {
+        crate::config::apply_sets(&mut self.base, sets)?;
+        self.cells().context("after --set")?;
+        Ok(())
+    }
+
+    /// The axes, in order.
+    pub fn axes(&self) -> Vec<Axis> {
+        self.file.axes.iter().map(AxisFile::axis).collect()
+    }
+
+    /// Every cell, resolved and checked, the first axis varying slowest.
+    pub fn cells(&self) -> Result<Vec<RunCell>> {
+        expand(&self.base, &self.axes())?
+            .into_iter()
+            .map(|e| RunCell::new(&self.file.name, e))
+            .collect()
+    }
+
+    /// The hash of the base config: grids with the same base share a folder.
+    pub fn base_hash(&self) -> String {
+        numbers_hash(&self.base)
+    }
+
+    /// The grid as a file, base inline.
+    pub fn to_file(&self) -> RunGridFile {
+        RunGridFile {
+            base: Some(self.base.clone()),
+            ..self.file.clone()
+        }
+    }
+}
+
+/// A cell's run, resolved.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// Federated training.
+    Train(FedConfig, DefenseConfig),
+    /// A poisoning attack.
+    Poison(FedConfig, AttackConfig, DefenseConfig),
+    /// Membership inference.
+    Mia(FedConfig, MiaConfig, DefenseConfig),
+}
+
+impl Resolved {
+    /// Resolves and checks a run config of any kind.
+    pub fn of(mut table: Table) -> Result<Self> {
+        let r = match run_kind(&mut table)? {
+            RunKind::Train => {
+                let defense = take_defense(&mut table)?;
+                Resolved::Train(crate::config::resolve(table)?, defense)
+            }
+            RunKind::Poison => {
+                let (f, a, d) = resolve_attack(table)?;
+                a.validate(&f)?;
+                Resolved::Poison(f, a, d)
+            }
+            RunKind::Mia => {
+                let (f, m, d) = resolve_mia(table)?;
+                m.validate(&f)?;
+                Resolved::Mia(f, m, d)
+            }
+        };
+        r.fed().validate()?;
+        server_rule(r.fed(), r.defense())?;
+        Ok(r)
+    }
+
+    /// The federated part.
+    pub fn fed(&self) -> &FedConfig {
+        match self {
+            Resolved::Train(f, _) | Resolved::Poison(f, _, _) | Resolved::Mia(f, _, _) => f,
+        }
+    }
+
+    fn fed_mut(&mut self) -> &mut FedConfig {
+        match self {
+            Resolved::Train(f, _) | Resolved::Poison(f, _, _) | Resolved::Mia(f, _, _) => f,
+        }
+    }
+
+    fn defense(&self) -> &DefenseConfig {
+        match self {
+            Resolved::Train(_, d) | Resolved::Poison(_, _, d) | Resolved::Mia(_, _, d) => d,
+        }
+    }
+
+    /// Hash of the config as the run writes it (`config.toml`), less name, data dir, threads.
+    pub fn hash(&self) -> Result<String> {
+        Ok(match self {
+            Resolved::Train(f, d) => numbers_hash(&crate::train::TrainRunConfig {
+                fed: f,
+                defense: shown_defense(f, d)?,
+            }),
+            Resolved::Poison(f, a, d) => numbers_hash(&AttackRunConfig {
+                fed: a.federated_config(f),
+                attack: a.clone(),
+                defense: shown_defense(f, d)?,
+            }),
+            Resolved::Mia(f, m, d) => numbers_hash(&MiaRunConfig {
+                fed: f.clone(),
+                mia: m.clone(),
+                defense: shown_defense(f, d)?,
+            }),
+        })
+    }
+
+    /// Runs into the run folder `out` (as `fl run` does); the written `summary.json`.
+    pub fn run(&self, out: &Path, progress: bool) -> Result<serde_json::Value> {
+        match self {
+            Resolved::Train(f, d) => {
+                crate::train::run(f, d, out, progress)?;
+            }
+            Resolved::Poison(f, a, d) => {
+                crate::attack::run(f, a, d, out, progress)?;
+            }
+            Resolved::Mia(f, m, d) => {
+                crate::mia::run(f, m, d, out, progress)?;
+            }
+        }
+        let path = out.join("summary.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+    }
+}
+
+/// One cell of a grid of runs.
+#[derive(Debug, Clone)]
+pub struct RunCell {
+    /// The axes' labels joined by `-`.
+    pub id: String,
+    /// (axis, label), in axis order.
+    pub labels: Vec<(String, String)>,
+    /// The run.
+    pub run: Resolved,
+    /// [`Resolved::hash`].
+    pub hash: String,
+}
+
+impl RunCell {
+    fn new(grid: &str, e: Expanded) -> Result<Self> {
+        let mut table = e.table;
+        let id = if e.id.is_empty() {
+            "base".to_string()
+        } else {
+            e.id
+        };
+        set_dotted(&mut table, "name", Value::String(format!("{grid}-{id}")))?;
+        let run = Resolved::of(table).with_context(|| format!("cell {id}"))?;
+        let hash = run.hash()?;
+        Ok(Self {
+            id,
+            labels: e.labels,
+            run,
+            hash,
+        })
+    }
+}
+
+impl CellSpec for RunCell {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    fn device(&self) -> DeviceKind {
+        self.run.fed().device
+    }
+}
+
+/// What a finished cell leaves: its labels, and its run's summary or why it stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The cell's id.
+    pub id: String,
+    /// The hash of its config.
+    pub config_hash: String,
+    /// Axis name -> label.
+    pub labels: BTreeMap<String, String>,
+    /// The run's `summary.json`; `None` when it stopped without one.
+    pub summary: Option<serde_json::Value>,
+    /// Why the run stopped (a diverged model, a rule that cannot apply): a result of the
+    /// grid, shown in its table.
+    pub error: Option<String>,
+    /// Wall time of the run.
+    pub seconds: f64,
+}
+
+impl Record for RunRecord {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn config_hash(&self) -> &str {
+        &self.config_hash
+    }
+
+    fn without_times(&self) -> Self {
+        let mut r = self.clone();
+        r.seconds = 0.0;
+        if let Some(s) = &mut r.summary {
+            drop_times(s);
+        }
+        r
+    }
+
+    fn headline(&self) -> String {
+        match &self.error {
+            Some(e) => format!("stopped: {e}"),
+            None => "done".into(),
+        }
+    }
+}
+
+/// Removes every `time` field (wall-clock figures) from a summary, at any depth.
+fn drop_times(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.remove("time");
+            m.values_mut().for_each(drop_times);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(drop_times),
+        _ => {}
+    }
+}
+
+/// The experiment of `fl grid`: every cell a run folder under `<root>/runs/`.
+pub struct RunGridExperiment {
+    /// The grid folder.
+    pub root: PathBuf,
+}
+
+impl Experiment for RunGridExperiment {
+    type Cell = RunCell;
+    type Record = RunRecord;
+
+    fn run_group(
+        &self,
+        cells: &[RunCell],
+        ctx: GroupContext,
+        done: &mut dyn FnMut(&RunCell, Result<RunRecord>),
+    ) {
+        for c in cells {
+            let started = Instant::now();
+            let mut run = c.run.clone();
+            run.fed_mut().threads = ctx.threads;
+            let dir = self.root.join("runs").join(&c.id);
+            let (summary, error) = match run.run(&dir, false) {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(format!("{e:#}"))),
+            };
+            let r = RunRecord {
+                id: c.id.clone(),
+                config_hash: c.hash.clone(),
+                labels: c.labels.iter().cloned().collect(),
+                summary,
+                error,
+                seconds: crate::summary::round6(started.elapsed().as_secs_f64()),
+            };
+            done(c, Ok(r));
+        }
+    }
+}
+
+/// Opens (creating) the folder of `grid`, writing it as `grid.toml`.
+pub fn open(root: &Path, grid: &RunGrid) -> Result<GridDir<RunRecord>> {
+    let manifest = Manifest {
+        name: grid.file.name.clone(),
+        base_hash: grid.base_hash(),
+    };
+    let dir = GridDir::create(root, &manifest)?;
+    let text = toml::to_string(&grid.to_file()).context("writing grid.toml")?;
+    write_atomic(&root.join("grid.toml"), text.as_bytes())?;
+    Ok(dir)
+}
+
+/// Runs the unfinished cells of `grid` into `opts.out`; unsharded, writes the table too.
+pub fn run_grid(grid: &RunGrid, opts: &GridOptions) -> Result<GridReport> {
+    let dir = open(&opts.out, grid)?;
+    let mut exp = RunGridExperiment {
+        root: opts.out.clone(),
+    };
+    let report = super::run(&mut exp, &grid.file.name, grid.cells()?, &dir, opts)?;
+    if opts.shard.is_none() {
+        write_report(&opts.out)?;
+    }
+    Ok(report)
+}
+
+/// `fl grid report DIR`: `table.csv` (every number of every summary) and `table.md` (the
+/// grid's columns) over the cells the folder holds, in the grid's order.
+pub fn write_report(root: &Path) -> Result<PathBuf> {
+    let (dir, _) = GridDir::<RunRecord>::existing(root)?;
+    let grid = RunGrid::load(&root.join("grid.toml"))?;
+    let all = dir.all()?;
+    let order: Vec<RunRecord> = grid
+        .cells()?
+        .iter()
+        .filter_map(|c| all.get(&c.id).cloned())
+        .collect();
+    let axes: Vec<String> = grid.axes().iter().map(|a| a.name.clone()).collect();
+    let table = SummaryTable::of(&axes, &order);
+    let w = |name: &str, text: String| -> Result<()> {
+        write_atomic(&root.join(name), text.as_bytes())
+            .with_context(|| format!("writing {}", root.join(name).display()))
+    };
+    w("table.csv", table.csv())?;
+    let md = root.join("table.md");
+    w("table.md", table.markdown(&grid.file.columns)?)?;
+    Ok(md)
+}
+
+/// The numbers of a set of records: axis labels, then every numeric field of the summaries
+/// (dotted paths, wall-clock figures left out), in order of first appearance.
+struct SummaryTable {
+    axes: Vec<String>,
+    columns: Vec<String>,
+    rows: Vec<Row>,
+}
+
+/// One cell's line: its axis labels, why it stopped (if it did), its numbers by column.
+struct Row {
+    labels: Vec<String>,
+    error: Option<String>,
+    numbers: BTreeMap<String, f64>,
+}
+
+impl SummaryTable {
+    fn of(axes: &[String], records: &[RunRecord]) -> Self {
+        let mut columns: Vec<String> = Vec::new();
+        let mut rows = Vec::new();
+        for r in records {
+            let mut numbers = Vec::new();
+            if let Some(s) = &r.summary {
+                let mut s = s.clone();
+                drop_times(&mut s);
+                leaves(&s, "", &mut numbers);
+            }
+            // A summary's copy of an axis (e.g. `seed`) is already the axis's column.
+            numbers.retain(|(k, _)| !axes.contains(k));
+            for (k, _) in &numbers {
+                if !columns.contains(k) {
+                    columns.push(k.clone());
+                }
+            }
+            let labels = axes
+                .iter()
+                .map(|a| r.labels.get(a).cloned().unwrap_or_default())
+                .collect();
+            rows.push(Row {
+                labels,
+                error: r.error.clone(),
+                numbers: numbers.into_iter().collect(),
+            });
+        }
+        Self {
+            axes: axes.to_vec(),
+            columns,
+            rows,
+        }
+    }
+
+    fn csv(&self) -> String {
+        let quote = |s: &str| {
+            if s.contains([',', '"', '\n']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        };
+        let mut out = String::new();
+        let head: Vec<String> = self
+            .axes
+            .iter()
+            .chain(std::iter::once(&"error".to_string()))
+            .chain(&self.columns)
+            .map(|s| quote(s))
+            .collect();
+        out.push_str(&head.join(","));
+        out.push('\n');
+        for row in &self.rows {
+            let mut line: Vec<String> = row.labels.iter().map(|l| quote(l)).collect();
+            line.push(quote(row.error.as_deref().unwrap_or("")));
+            for c in &self.columns {
+                line.push(row.numbers.get(c).map_or(String::new(), |v| format!("{v}")));
+            }
+            out.push_str(&line.join(","));
+            out.push('\n');
+        }
+        out
+    }
+
+    fn markdown(&self, wanted: &[String]) -> Result<String> {
+        if let Some(c) = wanted
+            .iter()
+            .find(|c| !self.columns.contains(c) && self.rows.iter().any(|r| r.error.is_none()))
+        {
+            bail!(
+                "no cell's summary has `{c}` (the grid's `columns`); known: {}",
+                self.columns.join(", ")
+            );
+        }
+        let columns: Vec<String> = if wanted.is_empty() {
+            self.columns
+                .iter()
+                .filter(|c| {
+                    self.rows
+                        .iter()
+                        .all(|r| r.error.is_some() || r.numbers.contains_key(*c))
+                })
+                .take(6)
+                .cloned()
+                .collect()
+        } else {
+            wanted.to_vec()
+        };
+        let mut out = String::new();
+        let head: Vec<&str> = self
+            .axes
+            .iter()
+            .chain(&columns)
+            .map(String::as_str)
+            .collect();
+        out.push_str(&format!("| {} |\n", head.join(" | ")));
+        out.push_str(&format!("|{}\n", "---|".repeat(head.len())));
+        for row in &self.rows {
+            let mut line: Vec<String> = row.labels.clone();
+            match &row.error {
+                Some(e) => line.extend(columns.iter().map(|_| format!("stopped: {e}"))),
+                None => line.extend(columns.iter().map(|c| {
+                    row.numbers
+                        .get(c)
+                        .map_or("-".to_string(), |v| format_number(*v))
+                })),
+            }
+            out.push_str(&format!("| {} |\n", line.join(" | ")));
+        }
+        Ok(out)
+    }
+}
+
+/// Integers as integers, other numbers to 4 decimals.
+fn format_number(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e12 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+/// Every number under `v` as (dotted path, value); arrays are left out.
+fn leaves(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, f64)>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaves(x, &path, out);
+            }
+        }
+        serde_json::Value::Number(n) => {
+            if let Some(f) = n.as_f64() {
+                out.push((prefix.to_string(), f));
+            }
+        }
+        _ => {}
+    }
+}
