@@ -82,10 +82,13 @@ pub enum RunKind {
     Poison,
     /// Membership inference (`[mia]`).
     Mia,
+    /// Model poisoning by malicious clients that see the benign updates (`[attack] kind =
+    /// "model-poison"`).
+    ModelPoison,
 }
 
 /// The attacks an `[attack]` section's `kind` names, with what each sets.
-pub const ATTACK_KINDS: [(&str, &str); 4] = [
+pub const ATTACK_KINDS: [(&str, &str); 5] = [
     (
         "gan-poison",
         "GAN reconstruction + poisoning ([attack], method = \"gan\")",
@@ -102,12 +105,18 @@ pub const ATTACK_KINDS: [(&str, &str); 4] = [
         "mia",
         "membership inference (the keys of [mia]: FedPoisonMIA, passive, ...)",
     ),
+    (
+        "model-poison",
+        "model poisoning by omniscient clients (method = sign-flip, ipm, alie, gaussian, \
+         min-max, min-sum, none)",
+    ),
 ];
 
 /// Decides what `table` runs, from `[attack] kind = "..."` (see [`ATTACK_KINDS`]), or from
 /// the sections it has (`[mia]`: membership inference; `[attack]` without `kind`: its
 /// `method`; neither: training), and rewrites a tagged section into the form the run reads
-/// (`kind = "mia"` moves `[attack]` to `[mia]`; the poisoning kinds set `method`).
+/// (`kind = "mia"` moves `[attack]` to `[mia]`; the GAN-poisoning kinds set `method`;
+/// `model-poison` keeps `[attack]` as its own section).
 pub fn run_kind(table: &mut Table) -> Result<RunKind> {
     let kind = match table.get_mut("attack") {
         Some(Value::Table(attack)) => attack.remove("kind"),
@@ -137,6 +146,7 @@ pub fn run_kind(table: &mut Table) -> Result<RunKind> {
             table.insert("mia".into(), attack);
             return Ok(RunKind::Mia);
         }
+        "model-poison" => return Ok(RunKind::ModelPoison),
         "gan-poison" => "gan",
         "label-flip" => "label-flip",
         "baseline" => "none",

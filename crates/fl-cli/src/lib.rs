@@ -10,6 +10,7 @@ pub mod grid;
 pub mod mia;
 pub mod mia_report;
 pub mod mia_table;
+pub mod model_poison;
 pub mod plot;
 pub mod progress;
 pub mod run_dir;

@@ -7,7 +7,9 @@
 //!   no-attack baseline; update boosting;
 //! - [`metrics`]: attack accuracy (test images of G classified as T) and the scores beside it,
 //!   per round and summarised over the attack period;
-//! - [`run`]: [`AttackRun`], a federated run with the adversary in place.
+//! - [`run`]: [`AttackRun`], a federated run with the adversary in place;
+//! - [`model`]: model poisoning by malicious clients that see the benign updates (sign
+//!   flipping, IPM, ALIE, Gaussian noise, Min-Max, Min-Sum), as [`ModelPoisoning`].
 //!
 //! The combined attack, in each attack round: train the generator against the global model
 //! towards G; add `n_fake` generated images labelled K (the extra "fake" class) and `n_poison`
@@ -17,9 +19,11 @@
 pub mod adversary;
 pub mod config;
 pub mod metrics;
+pub mod model;
 pub mod run;
 
 pub use adversary::{Adversary, AdversaryRound, AdversaryTiming, AttackLog};
 pub use config::{AttackConfig, AttackMethod};
 pub use metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
+pub use model::{ModelPoisonConfig, ModelPoisoning, PoisonMethod};
 pub use run::{AttackRun, WarmStart};

@@ -1,5 +1,5 @@
 //! `fl grid`: any experiment `fl run` can run (training, a poisoning attack, membership
-//! inference), over axes of its config keys. Each cell runs into its own run folder under
+//! inference, model poisoning), over axes of its config keys. Each cell runs into its own run folder under
 //! `runs/<id>/` (config, metrics, summary, plots, as `fl run` writes them); its record is the
 //! run's `summary.json` with the cell's axis labels; `table.csv` and `table.md` are the report.
 
@@ -9,12 +9,13 @@ use super::{CellSpec, Experiment, GridOptions, GridReport, GroupContext, Record,
 use crate::attack::{AttackRunConfig, resolve_attack};
 use crate::config::{RunKind, run_kind, server_rule, set_dotted, shown_defense, take_defense};
 use crate::mia::{MiaRunConfig, resolve_mia};
+use crate::model_poison::{ModelPoisonRunConfig, resolve_model_poison};
 use anyhow::{Context, Result, bail};
 use fl_core::{DeviceKind, FedConfig};
 use fl_data::atomic::write_atomic;
 use fl_defense::DefenseConfig;
 use fl_mia::MiaConfig;
-use fl_poison::AttackConfig;
+use fl_poison::{AttackConfig, ModelPoisonConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -161,6 +162,8 @@ pub enum Resolved {
     Poison(FedConfig, AttackConfig, DefenseConfig),
     /// Membership inference.
     Mia(FedConfig, MiaConfig, DefenseConfig),
+    /// Model poisoning.
+    ModelPoison(FedConfig, ModelPoisonConfig, DefenseConfig),
 }
 
 impl Resolved {
@@ -181,6 +184,11 @@ impl Resolved {
                 m.validate(&f)?;
                 Resolved::Mia(f, m, d)
             }
+            RunKind::ModelPoison => {
+                let (f, a, d) = resolve_model_poison(table)?;
+                a.validate(&f)?;
+                Resolved::ModelPoison(f, a, d)
+            }
         };
         r.fed().validate()?;
         server_rule(r.fed(), r.defense())?;
@@ -190,19 +198,28 @@ impl Resolved {
     /// The federated part.
     pub fn fed(&self) -> &FedConfig {
         match self {
-            Resolved::Train(f, _) | Resolved::Poison(f, _, _) | Resolved::Mia(f, _, _) => f,
+            Resolved::Train(f, _)
+            | Resolved::Poison(f, _, _)
+            | Resolved::Mia(f, _, _)
+            | Resolved::ModelPoison(f, _, _) => f,
         }
     }
 
     fn fed_mut(&mut self) -> &mut FedConfig {
         match self {
-            Resolved::Train(f, _) | Resolved::Poison(f, _, _) | Resolved::Mia(f, _, _) => f,
+            Resolved::Train(f, _)
+            | Resolved::Poison(f, _, _)
+            | Resolved::Mia(f, _, _)
+            | Resolved::ModelPoison(f, _, _) => f,
         }
     }
 
     fn defense(&self) -> &DefenseConfig {
         match self {
-            Resolved::Train(_, d) | Resolved::Poison(_, _, d) | Resolved::Mia(_, _, d) => d,
+            Resolved::Train(_, d)
+            | Resolved::Poison(_, _, d)
+            | Resolved::Mia(_, _, d)
+            | Resolved::ModelPoison(_, _, d) => d,
         }
     }
 
@@ -223,6 +240,11 @@ impl Resolved {
                 mia: m.clone(),
                 defense: shown_defense(f, d)?,
             }),
+            Resolved::ModelPoison(f, a, d) => numbers_hash(&ModelPoisonRunConfig {
+                fed: f.clone(),
+                attack: a.clone(),
+                defense: shown_defense(f, d)?,
+            }),
         })
     }
 
@@ -237,6 +259,9 @@ impl Resolved {
             }
             Resolved::Mia(f, m, d) => {
                 crate::mia::run(f, m, d, out, progress)?;
+            }
+            Resolved::ModelPoison(f, a, d) => {
+                crate::model_poison::run(f, a, d, out, progress)?;
             }
         }
         let path = out.join("summary.json");

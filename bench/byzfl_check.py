@@ -1,0 +1,29 @@
+"""ByzFL's side of the cross-check in crates/fl-cli/tests/byzfl.rs.
+
+Reads a JSON file of cases (each: a ByzFL aggregator or attack, its parameters, and the input
+vectors), applies ByzFL (PyPI `byzfl`) to each on numpy float64 arrays, and writes the outputs
+as JSON. Usage: python3 bench/byzfl_check.py CASES.json OUT.json
+"""
+
+import json
+import sys
+from importlib.metadata import version
+
+import numpy as np
+import byzfl
+
+
+def main():
+    with open(sys.argv[1]) as f:
+        cases = json.load(f)
+    out = []
+    for case in cases:
+        cls = getattr(byzfl, case["byzfl"])
+        x = np.array(case["vectors"], dtype=np.float64)
+        out.append([float(v) for v in np.asarray(cls(**case["params"])(x))])
+    with open(sys.argv[2], "w") as f:
+        json.dump({"byzfl": version("byzfl"), "outputs": out}, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+//! `fl run` with `[attack] kind = "model-poison"`: malicious clients that see the benign
+//! updates and send a crafted vector (sign flipping, IPM, ALIE, Gaussian, Min-Max, Min-Sum),
+//! one run written to a run folder.
+
+use crate::config::{resolve, server_rule, shown_defense, take_defense, take_section};
+use crate::plot::{Figure, LineChart, Series};
+use crate::run_dir::RunDir;
+use crate::runner::{CHECKPOINT_EVERY, RoundHook, run_rounds};
+use crate::summary::Summary;
+use crate::train::draw_curves;
+use anyhow::{Context, Result};
+use fl_core::FedConfig;
+use fl_core::experiment::Prepared;
+use fl_defense::DefenseConfig;
+use fl_poison::model::{ModelPoisonRound, ModelPoisonSummary};
+use fl_poison::{ModelPoisonConfig, ModelPoisoning};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use toml::Table;
+
+/// The resolved config of a model-poisoning run (`config.toml`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelPoisonRunConfig {
+    /// The federated run.
+    #[serde(flatten)]
+    pub fed: FedConfig,
+    /// The attack.
+    pub attack: ModelPoisonConfig,
+    /// The robust rules' parameters, when one aggregates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub defense: Option<DefenseConfig>,
+}
+
+impl ModelPoisonRunConfig {
+    /// The config as written, `[attack]` tagged with its kind so that the file runs again.
+    pub fn to_toml(&self) -> Result<String> {
+        let mut t: Table = toml::Table::try_from(self)?;
+        if let Some(toml::Value::Table(a)) = t.get_mut("attack") {
+            a.insert("kind".into(), toml::Value::String("model-poison".into()));
+        }
+        Ok(toml::to_string_pretty(&t)?)
+    }
+}
+
+/// A config table (of kind model-poison, `kind` already taken out) split into the federated
+/// part, `[attack]` and `[defense]`; unknown keys in any are errors.
+pub fn resolve_model_poison(
+    mut table: Table,
+) -> Result<(FedConfig, ModelPoisonConfig, DefenseConfig)> {
+    let attack = take_section(&mut table, "attack")?;
+    let defense = take_defense(&mut table)?;
+    let fed: FedConfig = resolve(table)?;
+    let attack: ModelPoisonConfig = resolve(attack).context("in [attack]")?;
+    Ok((fed, attack, defense))
+}
+
+/// The summary of a model-poisoning run (`summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelPoisonRunSummary {
+    /// The federated run.
+    #[serde(flatten)]
+    pub run: Summary,
+    /// The attack.
+    pub attack: ModelPoisonSummary,
+}
+
+/// Runs the attack, writing into `out`: `config.toml`, `metrics.jsonl` (every round),
+/// `summary.json`, `poison.png` (main accuracy and the malicious updates kept per round),
+/// `accuracy.png` and `loss.png`.
+pub fn run(
+    fed: &FedConfig,
+    attack: &ModelPoisonConfig,
+    defense: &DefenseConfig,
+    out: &Path,
+    progress: bool,
+) -> Result<ModelPoisonRunSummary> {
+    fed.validate()?;
+    attack.validate(fed)?;
+    let rule = server_rule(fed, defense)?;
+    let dir = RunDir::create(out)?;
+    let written = ModelPoisonRunConfig {
+        fed: fed.clone(),
+        attack: attack.clone(),
+        defense: shown_defense(fed, defense)?,
+    };
+    dir.write("config.toml", written.to_toml()?.as_bytes())?;
+    let prepared = Prepared::load(fed)?;
+    let mut poison = ModelPoisoning::new(&prepared, attack)?;
+    let clients: Vec<usize> = (0..attack.malicious).collect();
+    let mut federation = prepared.federation(prepared.seated(&clients), rule)?;
+    let label = format!(
+        "{} {} x{} vs {}",
+        fed.name,
+        attack.method.name(),
+        attack.malicious,
+        fed.aggregator
+    );
+    let rows = run_rounds(
+        &mut federation,
+        &mut poison,
+        &dir,
+        &label,
+        progress,
+        &mut Poison,
+        CHECKPOINT_EVERY,
+    )?;
+    let base: Vec<fl_core::RoundMetrics> = rows.iter().map(|r| r.base.clone()).collect();
+    let summary = ModelPoisonRunSummary {
+        run: Summary::new(fed, federation.spec().num_params(), &base),
+        attack: fl_core::Attack::summary(&poison, &federation, &rows)?,
+    };
+    dir.write_json("summary.json", &summary)?;
+    draw_curves(&dir, &fed.name, &base)?;
+    draw_poison(&dir, &label, &rows)?;
+    Ok(summary)
+}
+
+/// The bar's message: main accuracy and the malicious updates the server kept.
+struct Poison;
+
+impl RoundHook<ModelPoisoning> for Poison {
+    fn message(&self, _: &ModelPoisoning, r: &ModelPoisonRound) -> Option<String> {
+        let main = r.base.test.as_ref().map_or(0.0, |e| e.accuracy);
+        Some(if r.attacking {
+            format!(
+                "main {main:.4}, kept {}/{} malicious",
+                r.malicious_kept, r.malicious_sampled
+            )
+        } else {
+            format!("main {main:.4}")
+        })
+    }
+}
+
+/// `poison.png`: main accuracy and the share of sampled malicious updates kept, per round.
+fn draw_poison(dir: &RunDir, label: &str, rows: &[ModelPoisonRound]) -> Result<()> {
+    let main = rows
+        .iter()
+        .filter_map(|r| {
+            r.base
+                .test
+                .as_ref()
+                .map(|t| (r.base.round as f64, t.accuracy))
+        })
+        .collect();
+    let kept = rows
+        .iter()
+        .filter(|r| r.attacking && r.malicious_sampled > 0)
+        .map(|r| {
+            (
+                r.base.round as f64,
+                r.malicious_kept as f64 / r.malicious_sampled as f64,
+            )
+        })
+        .collect();
+    LineChart {
+        title: label,
+        x_label: "round",
+        y_label: "share",
+        x_range: None,
+        y_range: (0.0, 1.05),
+        series: vec![
+            Series {
+                label: "main accuracy",
+                points: main,
+            },
+            Series {
+                label: "malicious updates kept",
+                points: kept,
+            },
+        ],
+    }
+    .draw(&dir.file("poison.png"))
+}

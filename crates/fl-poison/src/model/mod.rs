@@ -1,0 +1,114 @@
+//! Model poisoning: malicious clients that see the round's benign updates (the omniscient
+//! threat model of the Byzantine-robustness literature) and all send one crafted vector.
+//!
+//! Each attack is one file implementing [`Craft`]: from the benign updates of the round
+//! (equal weights, as the papers and ByzFL define them) to the malicious update.
+//! - [`sign_flip`]: the negated benign mean (Allen-Zhu et al., 2020);
+//! - [`ipm`]: inner-product manipulation, -tau x the benign mean (Xie et al., 2020);
+//! - [`alie`]: "a little is enough", the mean plus tau standard deviations per coordinate
+//!   (Baruch et al., 2019);
+//! - [`gaussian`]: Gaussian noise N(mu, sigma^2) per coordinate;
+//! - [`min_max`]: Min-Max and Min-Sum (Shejwalkar and Houmansadr, 2021): the benign mean moved
+//!   against a perturbation direction as far as the largest distance (Min-Max) or the largest
+//!   sum of squared distances (Min-Sum) among benign updates allows, found by bisection.
+//!
+//! [`config`] is the `[attack]` section of `kind = "model-poison"`, [`attack`] the
+//! [`fl_core::Attack`] that plays the malicious clients.
+
+pub mod alie;
+pub mod attack;
+pub mod config;
+pub mod gaussian;
+pub mod ipm;
+pub mod min_max;
+pub mod sign_flip;
+
+pub use attack::{ModelPoisonRound, ModelPoisonSummary, ModelPoisoning};
+pub use config::{ModelPoisonConfig, PoisonMethod};
+
+use fl_core::error::{CoreError, Result};
+
+/// What a crafting attack knows of the round besides the benign updates.
+#[derive(Debug, Clone, Copy)]
+pub struct CraftContext {
+    /// The round, from 1.
+    pub round: usize,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// A model-poisoning attack: the malicious update from the round's benign updates.
+pub trait Craft: Send {
+    /// The vector every malicious client sends, from the benign deltas (at least two, all of
+    /// one length).
+    fn craft(&mut self, benign: &[&[f32]], ctx: CraftContext) -> Result<Vec<f32>>;
+
+    /// The strength the attack settled on this round, where it searches one (Min-Max's
+    /// gamma); `None` for attacks of fixed strength.
+    fn strength(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// The coordinate-wise mean (f64 sums) of `v`.
+pub fn mean(v: &[&[f32]]) -> Vec<f32> {
+    let n = v.len() as f64;
+    (0..v[0].len())
+        .map(|i| (v.iter().map(|x| x[i] as f64).sum::<f64>() / n) as f32)
+        .collect()
+}
+
+/// The coordinate-wise sample standard deviation (n - 1 in the denominator) of `v`.
+pub fn std(v: &[&[f32]]) -> Vec<f32> {
+    let n = v.len() as f64;
+    (0..v[0].len())
+        .map(|i| {
+            let m = v.iter().map(|x| x[i] as f64).sum::<f64>() / n;
+            let ss: f64 = v.iter().map(|x| (x[i] as f64 - m).powi(2)).sum();
+            (ss / (n - 1.0)).sqrt() as f32
+        })
+        .collect()
+}
+
+/// Refuses fewer than two benign updates or updates of different lengths.
+pub fn check_benign(attack: &str, v: &[&[f32]]) -> Result<()> {
+    if v.len() < 2 {
+        return Err(CoreError::Config(format!(
+            "{attack} crafts from the round's benign updates and needs at least two, got {}",
+            v.len()
+        )));
+    }
+    if let Some(x) = v.iter().find(|x| x.len() != v[0].len()) {
+        return Err(CoreError::Aggregation(format!(
+            "{attack}: benign updates of {} and {} values",
+            v[0].len(),
+            x.len()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// Three benign updates of three coordinates (the ByzFL documentation's example).
+    pub fn three() -> Vec<Vec<f32>> {
+        vec![vec![1., 2., 3.], vec![4., 5., 6.], vec![7., 8., 9.]]
+    }
+
+    pub fn refs(v: &[Vec<f32>]) -> Vec<&[f32]> {
+        v.iter().map(Vec::as_slice).collect()
+    }
+
+    pub fn ctx() -> super::CraftContext {
+        super::CraftContext { round: 1, seed: 7 }
+    }
+
+    #[test]
+    fn mean_and_std_by_hand() {
+        let v = three();
+        assert_eq!(super::mean(&refs(&v)), [4., 5., 6.]);
+        // Deviations -3, 0, 3: sum of squares 18, over n - 1 = 2: 9, std 3.
+        assert_eq!(super::std(&refs(&v)), [3., 3., 3.]);
+        assert!(super::check_benign("x", &refs(&v[..1])).is_err());
+    }
+}
