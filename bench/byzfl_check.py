@@ -1,8 +1,8 @@
 """ByzFL's side of the cross-check in crates/fl-cli/tests/byzfl.rs.
 
-Reads a JSON file of cases (each: a ByzFL aggregator or attack, its parameters, and the input
-vectors), applies ByzFL (PyPI `byzfl`) to each on numpy float64 arrays, and writes the outputs
-as JSON. Usage: python3 bench/byzfl_check.py CASES.json OUT.json
+Reads a JSON file of cases (each: a ByzFL aggregator or attack, its parameters, the input
+vectors, and optionally pre-aggregation steps applied first), applies ByzFL (PyPI `byzfl`) to
+each on numpy float64 arrays, and writes the outputs as JSON. Usage: python3 bench/byzfl_check.py CASES.json OUT.json
 """
 
 import json
@@ -20,6 +20,8 @@ def main():
     for case in cases:
         cls = getattr(byzfl, case["byzfl"])
         x = np.array(case["vectors"], dtype=np.float64)
+        for name, params in case.get("pre", []):
+            x = np.asarray(getattr(byzfl, name)(**params)(x))
         out.append([float(v) for v in np.asarray(cls(**case["params"])(x))])
     with open(sys.argv[2], "w") as f:
         json.dump({"byzfl": version("byzfl"), "outputs": out}, f)

@@ -410,7 +410,13 @@ pub fn aggregators(sizes: &[usize], dim: usize, reps: usize) -> Result<Vec<Aggre
             .collect();
         let (f, b) = ((n / 10).max(1), (n / 5).max(1));
         let mut cfg = fl_defense::DefenseConfig::default();
-        for (rule, key, v) in [("krum", "f", f), ("multi-krum", "f", f), ("atm", "b", b)] {
+        for (rule, key, v) in [
+            ("krum", "f", f),
+            ("multi-krum", "f", f),
+            ("atm", "b", b),
+            ("bulyan", "f", f),
+            ("nnm", "f", f),
+        ] {
             cfg.set(rule, key, toml::Value::Integer(v as i64))?;
         }
         let global = vec![0.0f32; dim];
@@ -419,7 +425,17 @@ pub fn aggregators(sizes: &[usize], dim: usize, reps: usize) -> Result<Vec<Aggre
             seed: 0,
             global: &global,
         };
-        for name in fl_defense::names() {
+        // Every rule, and every pre-aggregation step before the plain mean.
+        let steps: Vec<String> = fl_defense::pre_names()
+            .into_iter()
+            .map(|p| format!("{p}+fedavg"))
+            .collect();
+        let names = fl_defense::names()
+            .into_iter()
+            .map(String::from)
+            .chain(steps);
+        for name in names {
+            let name = name.as_str();
             let mut rule = cfg.build(name)?;
             rule.aggregate(&round, &updates)?;
             let mut times: Vec<f64> = (0..reps)

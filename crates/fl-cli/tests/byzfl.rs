@@ -10,6 +10,8 @@
 //! - Trimmed mean: ours trims floor(beta n) per side, ByzFL `f`.
 //! - Centered clipping: ours keeps the last aggregate as the next round's center; one call
 //!   from a zero center is ByzFL's `CenteredClipping(m=None)`.
+//! - Nearest-neighbour mixing is a pre-aggregation step in both; ours composes by name
+//!   (`nnm+median`), ByzFL applies `NNM` and then the aggregator.
 //!
 //! Needs python3 with `byzfl` (`pip install byzfl`; torch comes with it). Without it the test
 //! says so and passes, unless `FL_REQUIRE_BYZFL=1` (CI sets it). `FL_PYTHON` names the
@@ -17,7 +19,9 @@
 
 use fl_core::{Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
-use fl_defense::{CenteredClipParams, GeoMed, Krum, Median, MultiKrum, RuleParams, TrimmedMean};
+use fl_defense::{
+    CenteredClipParams, DefenseConfig, GeoMed, Krum, Median, MultiKrum, RuleParams, TrimmedMean,
+};
 use fl_poison::model::alie::Alie;
 use fl_poison::model::ipm::Ipm;
 use fl_poison::model::sign_flip::SignFlip;
@@ -49,12 +53,13 @@ fn vectors(seed: u64, n: usize, d: usize, outliers: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// One comparison: our output and what ByzFL is asked to compute.
+/// One comparison: our output and what ByzFL is asked to compute (after its `pre` steps).
 struct Case {
     name: String,
     ours: Vec<f32>,
     byzfl: &'static str,
     params: Value,
+    pre: Value,
     vectors: Vec<Vec<f32>>,
 }
 
@@ -89,14 +94,53 @@ fn cases() -> Vec<Case> {
     let mut out = Vec::new();
     for (seed, n, d, outliers) in [(1, 10, 40, 2), (2, 7, 25, 1), (3, 12, 60, 3)] {
         let v = vectors(seed, n, d, outliers);
+        let mut composed =
+            |name: &str, ours: Vec<f32>, byzfl: &'static str, params: Value, pre: Value| {
+                out.push(Case {
+                    name: format!("{name} (n {n}, d {d}, seed {seed})"),
+                    ours,
+                    byzfl,
+                    params,
+                    pre,
+                    vectors: v.clone(),
+                })
+            };
+        for f in [1usize, 2] {
+            let defense = DefenseConfig::from_table(
+                format!(
+                    "[nnm]\nf = {f}\n[trimmed-mean]\nbeta = {}",
+                    (f as f64 + 0.5) / n as f64
+                )
+                .parse()
+                .unwrap(),
+            )
+            .unwrap();
+            let nnm = json!([["NNM", { "f": f }]]);
+            let rule = |name: &str| aggregate(defense.build(name).unwrap().as_mut(), &v);
+            composed(
+                &format!("nnm f {f} + fedavg"),
+                rule("nnm+fedavg"),
+                "Average",
+                json!({}),
+                nnm.clone(),
+            );
+            composed(
+                &format!("nnm f {f} + median"),
+                rule("nnm+median"),
+                "Median",
+                json!({}),
+                nnm.clone(),
+            );
+            composed(
+                &format!("nnm f {f} + trimmed-mean"),
+                rule("nnm+trimmed-mean"),
+                "TrMean",
+                json!({ "f": f }),
+                nnm,
+            );
+        }
         let mut case = |name: &str, ours: Vec<f32>, byzfl: &'static str, params: Value| {
-            out.push(Case {
-                name: format!("{name} (n {n}, d {d}, seed {seed})"),
-                ours,
-                byzfl,
-                params,
-                vectors: v.clone(),
-            })
+            composed(name, ours, byzfl, params, json!([]))
         };
         case("median", aggregate(&mut Median {}, &v), "Median", json!({}));
         for f in [1usize, 2] {
@@ -148,6 +192,7 @@ fn cases() -> Vec<Case> {
                 ours,
                 byzfl,
                 params,
+                pre: json!([]),
                 vectors: honest.to_vec(),
             })
         };
@@ -198,7 +243,9 @@ fn rules_and_attacks_agree_with_byzfl() {
     let tmp = fl_data::scratch::ScratchDir::new("byzfl").unwrap();
     let input: Vec<Value> = cases
         .iter()
-        .map(|c| json!({ "byzfl": c.byzfl, "params": c.params, "vectors": c.vectors }))
+        .map(
+            |c| json!({ "byzfl": c.byzfl, "params": c.params, "pre": c.pre, "vectors": c.vectors }),
+        )
         .collect();
     let (cases_path, out_path) = (tmp.path().join("cases.json"), tmp.path().join("out.json"));
     std::fs::write(&cases_path, serde_json::to_string(&input).unwrap()).unwrap();

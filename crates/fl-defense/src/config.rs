@@ -6,8 +6,12 @@
 //! rules varies `aggregator` over one base config); every section present is checked. A rule's
 //! name is written once, in [`RULES`].
 
+use crate::bucketing::Bucketing;
+use crate::bulyan::Bulyan;
 use crate::centered_clip::CenteredClipParams;
 use crate::geomed::GeoMed;
+use crate::mix::{Composed, PreParams};
+use crate::nnm::Nnm;
 use crate::rules::{Atm, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean};
 use fl_core::error::{CoreError, Result};
 use fl_core::{Aggregator, FedAvg};
@@ -89,9 +93,69 @@ pub const RULES: &[Rule] = &[
     Rule::of::<NormClip>("clip", "updates clipped to a norm bound, then FedAvg"),
     Rule::of::<GaussianDp>("dp", "clipped mean plus Gaussian noise (DP-FedAvg style)"),
     Rule::of::<GeoMed>("geomed", "geometric median, smoothed Weiszfeld (RFA)"),
+    Rule::of::<Bulyan>(
+        "bulyan",
+        "n - 2f picked by Krum, then per coordinate the mean of the n - 4f nearest the median",
+    ),
     Rule::of::<CenteredClipParams>(
         "centered-clip",
         "centered clipping around the last aggregate (Karimireddy et al.)",
+    ),
+];
+
+/// One entry of the registry of pre-aggregation steps (composed with a rule by name:
+/// `"nnm+krum"`).
+pub struct Pre {
+    /// The name in configs (`aggregator = "<name>+<rule>"`, `[defense.<name>]`).
+    pub name: &'static str,
+    /// What the step does, in a line.
+    pub about: &'static str,
+    check: fn(&toml::Table) -> Result<toml::Table>,
+    build: fn(&toml::Table) -> Result<Box<dyn crate::mix::PreAggregator>>,
+}
+
+impl Pre {
+    /// The entry of step `name`, whose parameters are `P`.
+    pub const fn of<P: PreParams>(name: &'static str, about: &'static str) -> Self {
+        Self {
+            name,
+            about,
+            check: check_pre::<P>,
+            build: build_pre::<P>,
+        }
+    }
+}
+
+fn pre_params<P: PreParams>(section: &toml::Table) -> Result<P> {
+    let p: P = toml::Value::Table(section.clone())
+        .try_into()
+        .map_err(|e| CoreError::Config(e.to_string()))?;
+    p.validate()?;
+    Ok(p)
+}
+
+fn check_pre<P: PreParams>(section: &toml::Table) -> Result<toml::Table> {
+    let p: P = pre_params(section)?;
+    match toml::Value::try_from(&p) {
+        Ok(toml::Value::Table(t)) => Ok(t),
+        Ok(_) => Ok(toml::Table::new()),
+        Err(e) => Err(CoreError::Config(e.to_string())),
+    }
+}
+
+fn build_pre<P: PreParams>(section: &toml::Table) -> Result<Box<dyn crate::mix::PreAggregator>> {
+    Ok(pre_params::<P>(section)?.build())
+}
+
+/// Every pre-aggregation step, by name.
+pub const PRE: &[Pre] = &[
+    Pre::of::<Nnm>(
+        "nnm",
+        "each update the mean of its n - f nearest (Allouah et al.)",
+    ),
+    Pre::of::<Bucketing>(
+        "bucketing",
+        "random buckets of s updates, each averaged (Karimireddy et al.)",
     ),
 ];
 
@@ -111,10 +175,52 @@ fn in_section(name: &str, e: CoreError) -> CoreError {
 fn rule(name: &str) -> Result<&'static Rule> {
     RULES.iter().find(|r| r.name == name).ok_or_else(|| {
         CoreError::Config(format!(
-            "unknown aggregator `{name}` (known: {})",
-            names().join(", ")
+            "unknown aggregator `{name}` (known: {}; pre-aggregation steps, written before a \
+             rule with `+`: {})",
+            names().join(", "),
+            pre_names().join(", ")
         ))
     })
+}
+
+fn pre(name: &str) -> Result<&'static Pre> {
+    PRE.iter().find(|p| p.name == name).ok_or_else(|| {
+        CoreError::Config(format!(
+            "unknown pre-aggregation step `{name}` (known: {})",
+            pre_names().join(", ")
+        ))
+    })
+}
+
+/// The names of [`PRE`], in order.
+pub fn pre_names() -> Vec<&'static str> {
+    PRE.iter().map(|p| p.name).collect()
+}
+
+/// `"nnm+bucketing+krum"` as its steps and its rule.
+fn parts(name: &str) -> Result<(Vec<&'static Pre>, &'static Rule)> {
+    let mut names: Vec<&str> = name.split('+').map(str::trim).collect();
+    let last = names.pop().expect("split gives at least one part");
+    if PRE.iter().any(|p| p.name == last) {
+        return Err(CoreError::Config(format!(
+            "`{last}` is a pre-aggregation step: write it before a rule, e.g. `{last}+median`"
+        )));
+    }
+    let rule = rule(last)?;
+    let steps = names.into_iter().map(pre).collect::<Result<Vec<_>>>()?;
+    Ok((steps, rule))
+}
+
+/// The checker of section `name`: a rule's or a step's.
+fn checker(name: &str) -> Result<fn(&toml::Table) -> Result<toml::Table>> {
+    match (
+        RULES.iter().find(|r| r.name == name),
+        PRE.iter().find(|p| p.name == name),
+    ) {
+        (Some(r), _) => Ok(r.check),
+        (None, Some(p)) => Ok(p.check),
+        (None, None) => rule(name).map(|r| r.check),
+    }
 }
 
 /// FedAvg has no parameters.
@@ -146,17 +252,27 @@ impl DefenseConfig {
                     "defense.{name} must be a section ([defense.{name}]) of rule parameters"
                 )));
             };
-            let checked = (rule(&name)?.check)(&section).map_err(|e| in_section(&name, e))?;
+            let checked = checker(&name)?(&section).map_err(|e| in_section(&name, e))?;
             sections.insert(name, checked);
         }
         Ok(Self { sections })
     }
 
-    /// The rule `name` with its parameters from `[defense.<name>]` (its defaults without one).
+    /// The rule `name` with its parameters from `[defense.<name>]` (its defaults without one);
+    /// `"<step>+...+<rule>"` puts pre-aggregation steps before the rule.
     pub fn build(&self, name: &str) -> Result<Box<dyn Aggregator>> {
-        let entry = rule(name)?;
+        let (steps, last) = parts(name)?;
         let empty = toml::Table::new();
-        (entry.build)(self.sections.get(name).unwrap_or(&empty)).map_err(|e| in_section(name, e))
+        let section = |n: &str| self.sections.get(n).unwrap_or(&empty);
+        let rule = (last.build)(section(last.name)).map_err(|e| in_section(last.name, e))?;
+        if steps.is_empty() {
+            return Ok(rule);
+        }
+        let steps = steps
+            .iter()
+            .map(|p| (p.build)(section(p.name)).map_err(|e| in_section(p.name, e)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Box::new(Composed { steps, rule }))
     }
 
     /// The section as the resolved config of a run with rule `name` shows it: that rule's
@@ -166,19 +282,27 @@ impl DefenseConfig {
         if name == "fedavg" {
             return Ok(None);
         }
-        let entry = rule(name)?;
+        let (steps, last) = parts(name)?;
         let empty = toml::Table::new();
-        let section = (entry.check)(self.sections.get(name).unwrap_or(&empty))?;
-        Ok(Some(Self {
-            sections: BTreeMap::from([(name.to_string(), section)]),
-        }))
+        let mut sections = BTreeMap::new();
+        let shown = steps
+            .iter()
+            .map(|p| (p.name, p.check))
+            .chain((last.name != "fedavg").then_some((last.name, last.check)));
+        for (n, check) in shown {
+            sections.insert(
+                n.to_string(),
+                check(self.sections.get(n).unwrap_or(&empty))?,
+            );
+        }
+        Ok(Some(Self { sections }))
     }
 
     /// Sets `[defense.<rule>] key = value` (e.g. a benchmark's f for Krum), checked.
     pub fn set(&mut self, rule_name: &str, key: &str, value: toml::Value) -> Result<()> {
         let mut section = self.sections.get(rule_name).cloned().unwrap_or_default();
         section.insert(key.to_string(), value);
-        let checked = (rule(rule_name)?.check)(&section).map_err(|e| in_section(rule_name, e))?;
+        let checked = checker(rule_name)?(&section).map_err(|e| in_section(rule_name, e))?;
         self.sections.insert(rule_name.to_string(), checked);
         Ok(())
     }
@@ -228,6 +352,48 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("multi-krum"), "{e}");
+    }
+
+    #[test]
+    fn pre_aggregation_composes_with_any_rule_by_name() {
+        use crate::check::testing::{round, ups};
+        let d = section("[nnm]\nf = 1").unwrap();
+        // 0, 1, 10 mixed with f = 1: 0.5, 0.5, 5.5; their median 0.5. Median keeps every
+        // vector, so every client is reported kept.
+        let a = d
+            .build("nnm+median")
+            .unwrap()
+            .aggregate(&round(), &ups(&[&[0.0], &[1.0], &[10.0]]))
+            .unwrap();
+        assert_eq!((a.delta, a.kept), (vec![0.5], vec![0, 1, 2]));
+        // Krum (f = 0, 2 neighbours) after mixing 0, 1, 2, 50: the vectors of 0, 1, 2 are all
+        // 1 (each their 3 nearest), 50's is 17.7; Krum keeps the first, made from clients 0-2.
+        let d = section("[krum]\nf = 0").unwrap();
+        let a = d
+            .build("nnm+krum")
+            .unwrap()
+            .aggregate(&round(), &ups(&[&[0.0], &[1.0], &[2.0], &[50.0]]))
+            .unwrap();
+        assert_eq!((a.delta, a.kept), (vec![1.0], vec![0, 1, 2]));
+        // A written config shows the step's section beside the rule's, defaults filled in.
+        let shown = toml::to_string(&d.shown_for("bucketing+krum").unwrap().unwrap()).unwrap();
+        assert!(
+            shown.contains("[bucketing]\ns = 2") && shown.contains("[krum]\nf = 0"),
+            "{shown}"
+        );
+        let shown = toml::to_string(&d.shown_for("nnm+fedavg").unwrap().unwrap()).unwrap();
+        assert_eq!(shown.trim(), "[nnm]\nf = 1");
+        let e = |name: &str| {
+            DefenseConfig::default()
+                .build(name)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        assert!(e("nnn+median").contains("unknown pre-aggregation step `nnn`"));
+        assert!(e("median+krum").contains("unknown pre-aggregation step `median`"));
+        assert!(e("median+nnm").contains("write it before a rule, e.g. `nnm+median`"));
+        assert!(err("[bucketing]\ns = 0").contains("s must be at least 1"));
     }
 
     #[test]

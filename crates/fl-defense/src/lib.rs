@@ -8,7 +8,10 @@
 //! - bounding: [`NormClip`] and [`GaussianDp`] (clip, average, Gaussian noise);
 //! - one file each, paper cited, definitions as ByzFL's: [`GeoMed`] (the smoothed Weiszfeld
 //!   geometric median of RFA, [`geomed`]) and [`CenteredClip`] (centered clipping around the
-//!   last round's aggregate, a rule with state, [`centered_clip`]).
+//!   last round's aggregate, a rule with state, [`centered_clip`]), [`Bulyan`] (Krum
+//!   selection, then a trimmed mean around the median, [`bulyan`]);
+//! - pre-aggregation, composed with any rule by name (`"nnm+krum"`, [`mix`]): [`Nnm`]
+//!   (nearest-neighbour mixing, [`nnm`]) and [`Bucketing`] ([`bucketing`]).
 //!
 //! A rule is a parameter struct (the serde shape of its `[defense.<rule>]` section, checked by
 //! [`RuleParams::validate`]) and an [`Aggregator`](fl_core::Aggregator) impl; one line of [`RULES`] names it.
@@ -30,17 +33,25 @@
 //! assert_eq!(rule.aggregate(&round, &ups).unwrap().delta, vec![2.0]);
 //! ```
 
+pub mod bucketing;
+pub mod bulyan;
 pub mod centered_clip;
 mod check;
 pub mod config;
 pub mod geomed;
+pub mod mix;
+pub mod nnm;
 pub mod rules;
 
+pub use bucketing::Bucketing;
+pub use bulyan::Bulyan;
 pub use centered_clip::{CenteredClip, CenteredClipParams};
-pub use config::{DefenseConfig, RULES, Rule, RuleParams, names};
+pub use config::{DefenseConfig, PRE, Pre, RULES, Rule, RuleParams, names, pre_names};
 /// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
 pub use fl_core::geometry;
 pub use geomed::GeoMed;
+pub use mix::{Composed, Mixed, PreAggregator, PreParams};
+pub use nnm::Nnm;
 pub use rules::{
     AdaptiveBound, Atm, ClipBound, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean,
 };

@@ -49,7 +49,13 @@ fn fresh(name: &str) -> Box<dyn Aggregator> {
 
 /// Every registered rule by name, as [`fresh`] builds it.
 fn all_rules() -> Vec<(&'static str, Box<dyn Aggregator>)> {
-    names().into_iter().map(|n| (n, fresh(n))).collect()
+    // Every rule, and each pre-aggregation step before one.
+    let composed = ["nnm+median", "bucketing+median", "bucketing+nnm+krum"];
+    names()
+        .into_iter()
+        .chain(composed)
+        .map(|n| (n, fresh(n)))
+        .collect()
 }
 
 /// `n` inliers near (1, -1, 0.5, ...) and, when asked, one far outlier pointing the other way.
@@ -302,12 +308,12 @@ fn rules_refuse_what_they_cannot_do() {
     let e = Atm { b: 2 }.once(&ups).unwrap_err().to_string();
     assert!(e.contains("2b = 4"), "{e}");
     let e = DefenseConfig::default()
-        .build("bulyan")
+        .build("bulyann")
         .err()
         .unwrap()
         .to_string();
     assert!(
-        e.contains("unknown aggregator `bulyan`") && e.contains("multi-krum"),
+        e.contains("unknown aggregator `bulyann`") && e.contains("multi-krum"),
         "{e}"
     );
     for (name, mut r) in all_rules() {
