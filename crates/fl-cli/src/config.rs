@@ -45,6 +45,18 @@ pub fn parse_value(raw: &str) -> Value {
         .unwrap_or_else(|| Value::String(raw.to_string()))
 }
 
+/// Merges `over` into `base`: sections merge, values replace.
+pub fn merge_tables(base: &mut Table, over: Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 /// Sets `a.b.c = value`, creating sections as needed.
 pub fn set_dotted(table: &mut Table, key: &str, value: Value) -> Result<()> {
     let mut parts: Vec<&str> = key.split('.').collect();

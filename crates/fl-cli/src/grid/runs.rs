@@ -71,7 +71,8 @@ pub struct RunGridFile {
     /// The axes, the first varying slowest.
     #[serde(default)]
     pub axes: Vec<AxisFile>,
-    /// The run config inline (instead of `base_config`).
+    /// The run config inline, or with `base_config` the values that replace its own
+    /// (sections merge, values replace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<Table>,
 }
@@ -98,10 +99,15 @@ impl RunGrid {
     /// A grid from its file form; `base_config` is read relative to `dir`.
     pub fn new(mut file: RunGridFile, dir: &Path) -> Result<Self> {
         let base = match (file.base_config.take(), file.base.take()) {
-            (Some(p), None) => crate::config::load_table(Some(&dir.join(p)), &[])?,
+            (Some(p), over) => {
+                let mut t = crate::config::load_table(Some(&dir.join(p)), &[])?;
+                if let Some(over) = over {
+                    crate::config::merge_tables(&mut t, over);
+                }
+                t
+            }
             (None, Some(t)) => t,
             (None, None) => bail!("a grid needs `base_config = \"FILE\"` or a [base] section"),
-            (Some(_), Some(_)) => bail!("a grid takes `base_config` or [base], not both"),
         };
         if file.name.is_empty() || file.name.contains(['/', '\\']) || file.name.starts_with('.') {
             bail!(
@@ -617,5 +623,30 @@ fn leaves(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, f64)>) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_section_overrides_the_base_config() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny");
+        let file: RunGridFile = toml::from_str(
+            "name = \"g\"\nbase_config = \"train.toml\"\n[base]\nrounds = 5\n[base.train]\nlr = 0.5\n",
+        )
+        .unwrap();
+        let g = RunGrid::new(file, &dir).unwrap();
+        assert_eq!(g.base["rounds"].as_integer(), Some(5));
+        assert_eq!(g.base["train"]["lr"].as_float(), Some(0.5));
+        // Keys the override does not name come from the file, in merged sections too.
+        assert_eq!(g.base["train"]["batch_size"].as_integer(), Some(32));
+        assert_eq!(g.base["clients"].as_integer(), Some(4));
+        let cells = g.cells().unwrap();
+        assert_eq!(cells.len(), 1);
+        assert_eq!(cells[0].id, "base");
+        let bad: RunGridFile = toml::from_str("name = \"a/b\"\n[base]\nrounds = 1\n").unwrap();
+        assert!(RunGrid::new(bad, &dir).is_err());
     }
 }

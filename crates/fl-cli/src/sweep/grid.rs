@@ -190,8 +190,8 @@ impl Grid {
 
     /// Applies `--set key=value` overrides to the base config.
     pub fn set(&mut self, sets: &[String]) -> Result<()> {
-        let mut over = crate::config::load_table(None, sets)?;
-        merge_into(&mut self.base, &mut over);
+        let over = crate::config::load_table(None, sets)?;
+        crate::config::merge_tables(&mut self.base, over);
         self.cells().context("after --set")?;
         Ok(())
     }
@@ -312,18 +312,6 @@ pub fn all_pairs() -> Vec<(usize, usize)> {
                 .map(move |t| (g, t))
         })
         .collect()
-}
-
-/// Recursively merges `over` into `base` (sections merge, values replace).
-fn merge_into(base: &mut Table, over: &mut Table) {
-    for (k, v) in std::mem::take(over) {
-        match (base.get_mut(&k), v) {
-            (Some(Value::Table(b)), Value::Table(mut o)) => merge_into(b, &mut o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
 }
 
 /// SHA-256 (first 16 hex digits) of the resolved config without the keys that do not change
