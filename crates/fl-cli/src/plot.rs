@@ -1,4 +1,5 @@
-//! Pictures of a run: line charts drawn with plotters into PNG (and SVG).
+//! Pictures of a run: line charts and labelled heat maps drawn with plotters into PNG (and
+//! SVG).
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
@@ -162,6 +163,140 @@ impl Figure for LineChart<'_> {
             .position(SeriesLabelPosition::LowerRight)
             .draw()
             .map_err(err)?;
+        root.present().map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Viridis, by linear interpolation between five of its colours (`x` clamped to [0, 1]).
+pub fn viridis(x: f64) -> RGBColor {
+    const STOPS: [(f64, f64, f64); 5] = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let x = x.clamp(0.0, 1.0) * 4.0;
+    let i = (x.floor() as usize).min(3);
+    let f = x - i as f64;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let mix = |p: f64, q: f64| (p + (q - p) * f).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// A table of values in [0, 1] as coloured, annotated cells (viridis); a missing value is a
+/// grey cell marked with its note (e.g. "stopped").
+pub struct TableHeatMap {
+    /// Title on top.
+    pub title: String,
+    /// What the rows are.
+    pub row_label: String,
+    /// What the columns are.
+    pub col_label: String,
+    /// Row names.
+    pub rows: Vec<String>,
+    /// Column names.
+    pub cols: Vec<String>,
+    /// `values[r][c]`, or the note shown instead.
+    pub values: Vec<Vec<Result<f64, String>>>,
+}
+
+impl Figure for TableHeatMap {
+    fn size(&self) -> (u32, u32) {
+        let (left, cw, ch) = (180, 110, 56);
+        (
+            (left + cw * self.cols.len() + 140) as u32,
+            (110 + ch * self.rows.len() + 70) as u32,
+        )
+    }
+
+    fn draw_on<DB: DrawingBackend>(
+        &self,
+        root: DrawingArea<DB, plotters::coord::Shift>,
+    ) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        let err = plot_err::<DB::ErrorType>;
+        root.fill(&WHITE).map_err(err)?;
+        let (left, top, cw, ch) = (180i32, 90i32, 110i32, 56i32);
+        let font = |size: i32| ("sans-serif", size).into_font();
+        let anchored = |size: i32, h: HPos| {
+            font(size)
+                .into_text_style(&root)
+                .pos(Pos::new(h, VPos::Center))
+        };
+        root.draw(&Text::new(self.title.clone(), (20, 24), font(22)))
+            .map_err(err)?;
+        root.draw(&Text::new(
+            format!("rows: {}, columns: {}", self.row_label, self.col_label),
+            (20, 52),
+            font(15),
+        ))
+        .map_err(err)?;
+        for (r, name) in self.rows.iter().enumerate() {
+            let y0 = top + r as i32 * ch;
+            root.draw(&Text::new(
+                name.clone(),
+                (left - 10, y0 + ch / 2),
+                anchored(15, HPos::Right),
+            ))
+            .map_err(err)?;
+            for c in 0..self.cols.len() {
+                let x0 = left + c as i32 * cw;
+                let (fill, label, ink) = match &self.values[r][c] {
+                    Ok(v) => (
+                        viridis(*v),
+                        format!("{v:.2}"),
+                        if *v > 0.6 { BLACK } else { WHITE },
+                    ),
+                    Err(note) => (RGBColor(225, 225, 225), note.clone(), BLACK),
+                };
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cw, y0 + ch)],
+                    fill.filled(),
+                ))
+                .map_err(err)?;
+                root.draw(&Rectangle::new(
+                    [(x0, y0), (x0 + cw, y0 + ch)],
+                    WHITE.stroke_width(1),
+                ))
+                .map_err(err)?;
+                root.draw(&Text::new(
+                    label,
+                    (x0 + cw / 2, y0 + ch / 2),
+                    anchored(16, HPos::Center).color(&ink),
+                ))
+                .map_err(err)?;
+            }
+        }
+        let bottom = top + self.rows.len() as i32 * ch;
+        for (c, name) in self.cols.iter().enumerate() {
+            root.draw(&Text::new(
+                name.clone(),
+                (left + c as i32 * cw + cw / 2, bottom + 16),
+                anchored(14, HPos::Center),
+            ))
+            .map_err(err)?;
+        }
+        // Colour bar.
+        let (bx, height) = (left + self.cols.len() as i32 * cw + 30, bottom - top);
+        for i in 0..100 {
+            let y = top + i * height / 100;
+            let y1 = top + (i + 1) * height / 100;
+            root.draw(&Rectangle::new(
+                [(bx, y), (bx + 22, y1)],
+                viridis(1.0 - i as f64 / 100.0).filled(),
+            ))
+            .map_err(err)?;
+        }
+        for v in [0.0, 0.5, 1.0] {
+            let y = top + ((1.0 - v) * height as f64) as i32;
+            root.draw(&Text::new(format!("{v:.1}"), (bx + 28, y), font(13)))
+                .map_err(err)?;
+        }
         root.present().map_err(err)?;
         Ok(())
     }

@@ -77,6 +77,7 @@ fn a_grid_of_runs_gives_its_table_resumes_and_shards() {
         "tiny_runs_grid_table",
         std::fs::read_to_string(whole.join("table.md")).unwrap()
     );
+    assert!(whole.join("heatmap-final_accuracy.png").exists());
     let csv = std::fs::read_to_string(whole.join("table.csv")).unwrap();
     assert!(csv.starts_with("aggregator,seed,error,"), "{csv}");
     assert_eq!(csv.lines().count(), 5);
@@ -114,6 +115,7 @@ fn a_column_no_summary_has_is_refused_with_the_known_ones() {
     let tmp = ScratchDir::new("grid-columns").unwrap();
     let mut g = grid();
     g.file.columns = vec!["final_acuracy".into()];
+    g.file.heatmaps.clear();
     g.file.axes.truncate(1);
     let err = run_grid(&g, &opts(tmp.path().join("g"), None)).unwrap_err();
     let msg = format!("{err:#}");
@@ -121,6 +123,11 @@ fn a_column_no_summary_has_is_refused_with_the_known_ones() {
         msg.contains("`final_acuracy`") && msg.contains("final_accuracy"),
         "{msg}"
     );
+    // The same for a heat map.
+    let mut g = grid();
+    g.file.heatmaps = vec!["final_acuracy".into()];
+    let err = run_grid(&g, &opts(tmp.path().join("h"), None)).unwrap_err();
+    assert!(format!("{err:#}").contains("the grid's `heatmaps`"), "{err:#}");
 }
 
 #[test]

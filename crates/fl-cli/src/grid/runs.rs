@@ -10,6 +10,7 @@ use crate::attack::{AttackRunConfig, resolve_attack};
 use crate::config::{RunKind, run_kind, server_rule, set_dotted, shown_defense, take_defense};
 use crate::mia::{MiaRunConfig, resolve_mia};
 use crate::model_poison::{ModelPoisonRunConfig, resolve_model_poison};
+use crate::plot::{Figure, TableHeatMap};
 use anyhow::{Context, Result, bail};
 use fl_core::{DeviceKind, FedConfig};
 use fl_data::atomic::write_atomic;
@@ -68,6 +69,10 @@ pub struct RunGridFile {
     /// first six numbers every cell's summary has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// Summary fields drawn as heat maps (values in [0, 1]): rows the second-to-last axis,
+    /// columns the last, one map per combination of the axes before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heatmaps: Vec<String>,
     /// The axes, the first varying slowest.
     #[serde(default)]
     pub axes: Vec<AxisFile>,
@@ -443,8 +448,9 @@ pub fn run_grid(grid: &RunGrid, opts: &GridOptions) -> Result<GridReport> {
     Ok(report)
 }
 
-/// `fl grid report DIR`: `table.csv` (every number of every summary) and `table.md` (the
-/// grid's columns) over the cells the folder holds, in the grid's order.
+/// `fl grid report DIR`: `table.csv` (every number of every summary), `table.md` (the
+/// grid's columns) and the grid's heat maps (`heatmap-<field>[-<labels>].png`) over the cells
+/// the folder holds, in the grid's order.
 pub fn write_report(root: &Path) -> Result<PathBuf> {
     let (dir, _) = GridDir::<RunRecord>::existing(root)?;
     let grid = RunGrid::load(&root.join("grid.toml"))?;
@@ -463,7 +469,86 @@ pub fn write_report(root: &Path) -> Result<PathBuf> {
     w("table.csv", table.csv())?;
     let md = root.join("table.md");
     w("table.md", table.markdown(&grid.file.columns)?)?;
+    for field in &grid.file.heatmaps {
+        if !table.columns.contains(field) && order.iter().any(|r| r.error.is_none()) {
+            bail!(
+                "no cell's summary has `{field}` (the grid's `heatmaps`); known: {}",
+                table.columns.join(", ")
+            );
+        }
+        for (path, map) in heatmaps(&grid, &order, field)? {
+            map.draw(&root.join(path))?;
+        }
+    }
     Ok(md)
+}
+
+/// The heat maps of `field`: rows the second-to-last axis, columns the last, one per
+/// combination of the labels of the axes before them, with their file names.
+fn heatmaps(
+    grid: &RunGrid,
+    records: &[RunRecord],
+    field: &str,
+) -> Result<Vec<(String, TableHeatMap)>> {
+    let axes = grid.axes();
+    if axes.len() < 2 {
+        bail!("the heat map of `{field}` needs at least two axes (rows and columns)");
+    }
+    let (rows, cols) = (&axes[axes.len() - 2], &axes[axes.len() - 1]);
+    let lead = &axes[..axes.len() - 2];
+    let by_id: BTreeMap<&str, &RunRecord> = records.iter().map(|r| (r.id.as_str(), r)).collect();
+    let slug = field.replace(['.', '/'], "-");
+    let mut out = Vec::new();
+    for group in expand(&Table::new(), lead)? {
+        let value = |r: &Point, c: &Point| -> std::result::Result<f64, String> {
+            let id: Vec<&str> = group
+                .labels
+                .iter()
+                .map(|(_, l)| l.as_str())
+                .chain([r.label.as_str(), c.label.as_str()])
+                .collect();
+            let rec = by_id.get(id.join("-").as_str()).ok_or("not run")?;
+            if rec.error.is_some() {
+                return Err("stopped".into());
+            }
+            let mut numbers = Vec::new();
+            if let Some(s) = &rec.summary {
+                leaves(s, "", &mut numbers);
+            }
+            numbers
+                .iter()
+                .find(|(k, _)| k == field)
+                .map(|(_, v)| *v)
+                .ok_or_else(|| "-".to_string())
+        };
+        let values = rows
+            .points
+            .iter()
+            .map(|r| cols.points.iter().map(|c| value(r, c)).collect())
+            .collect();
+        let name = if group.id.is_empty() {
+            format!("heatmap-{slug}.png")
+        } else {
+            format!("heatmap-{slug}-{}.png", group.id)
+        };
+        let title = if group.id.is_empty() {
+            format!("{}: {field}", grid.file.name)
+        } else {
+            format!("{} ({}): {field}", grid.file.name, group.id)
+        };
+        out.push((
+            name,
+            TableHeatMap {
+                title,
+                row_label: rows.name.clone(),
+                col_label: cols.name.clone(),
+                rows: rows.points.iter().map(|p| p.label.clone()).collect(),
+                cols: cols.points.iter().map(|p| p.label.clone()).collect(),
+                values,
+            },
+        ));
+    }
+    Ok(out)
 }
 
 /// The numbers of a set of records: axis labels, then every numeric field of the summaries
@@ -648,5 +733,68 @@ mod tests {
         assert_eq!(cells[0].id, "base");
         let bad: RunGridFile = toml::from_str("name = \"a/b\"\n[base]\nrounds = 1\n").unwrap();
         assert!(RunGrid::new(bad, &dir).is_err());
+    }
+
+    #[test]
+    fn heat_maps_take_rows_and_columns_from_the_last_two_axes() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny");
+        let file: RunGridFile = toml::from_str(
+            "name = \"g\"\nbase_config = \"train.toml\"\n\
+             axes = [{ key = \"dataset\", values = [\"mnist\", \"fashion-mnist\"] }, \
+                     { key = \"seed\", values = [1, 2, 3] }, \
+                     { key = \"aggregator\", values = [\"fedavg\", \"median\"] }]\n",
+        )
+        .unwrap();
+        let g = RunGrid::new(file, &dir).unwrap();
+        // Every cell but one has final_accuracy = seed / 10 (+ 0.5 for median); mnist-3-median
+        // stopped; fashion-mnist-2-fedavg was never run.
+        let records: Vec<RunRecord> = g
+            .cells()
+            .unwrap()
+            .into_iter()
+            .filter(|c| c.id != "fashion-mnist-2-fedavg")
+            .map(|c| {
+                let seed: f64 = c.labels[1].1.parse().unwrap();
+                let median = c.labels[2].1 == "median";
+                let stopped = c.id == "mnist-3-median";
+                RunRecord {
+                    id: c.id.clone(),
+                    config_hash: c.hash.clone(),
+                    labels: c.labels.iter().cloned().collect(),
+                    summary: (!stopped).then(|| {
+                        serde_json::json!({ "final_accuracy": seed / 10.0 + if median { 0.5 } else { 0.0 } })
+                    }),
+                    error: stopped.then(|| "diverged".to_string()),
+                    seconds: 1.0,
+                }
+            })
+            .collect();
+        let maps = heatmaps(&g, &records, "final_accuracy").unwrap();
+        let names: Vec<&str> = maps.iter().map(|m| m.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "heatmap-final_accuracy-mnist.png",
+                "heatmap-final_accuracy-fashion-mnist.png"
+            ]
+        );
+        let m = &maps[0].1;
+        assert_eq!(
+            (m.rows.clone(), m.cols.clone()),
+            (
+                vec!["1".into(), "2".into(), "3".into()],
+                vec!["fedavg".into(), "median".into()]
+            )
+        );
+        assert_eq!(m.values[1][1], Ok(0.7));
+        assert_eq!(m.values[2][1], Err("stopped".into()));
+        assert_eq!(maps[1].1.values[1][0], Err("not run".into()));
+        // A cell whose summary lacks the field is a grey "-" (the report refuses a field no
+        // cell has), and one axis cannot make a map.
+        let none = heatmaps(&g, &records, "final_acuracy").unwrap();
+        assert_eq!(none[0].1.values[0][0], Err("-".into()));
+        let mut one = g.clone();
+        one.file.axes.truncate(1);
+        assert!(heatmaps(&one, &records, "final_accuracy").is_err());
     }
 }

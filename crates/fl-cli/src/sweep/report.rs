@@ -6,7 +6,7 @@ pub use super::analysis::{Analysis, ClassRow, Grid10, Matrix, Symmetry, analyse}
 use super::analysis::{Published, published_observations};
 use super::stats::TestResult;
 use super::store::{CellResult, SAMPLE_ROW, SweepDir};
-use crate::plot::{Figure, plot_err};
+use crate::plot::{Figure, plot_err, viridis};
 use anyhow::Result;
 use fl_core::data::PIXELS;
 use fl_data::atomic::write_atomic;
@@ -421,23 +421,6 @@ fn published(matrices: &[Matrix], analyses: &[Analysis]) -> String {
         );
     }
     s
-}
-
-/// Viridis, by linear interpolation between five of its colours.
-fn viridis(x: f64) -> RGBColor {
-    const STOPS: [(f64, f64, f64); 5] = [
-        (68.0, 1.0, 84.0),
-        (59.0, 82.0, 139.0),
-        (33.0, 145.0, 140.0),
-        (94.0, 201.0, 98.0),
-        (253.0, 231.0, 37.0),
-    ];
-    let x = x.clamp(0.0, 1.0) * 4.0;
-    let i = (x.floor() as usize).min(3);
-    let f = x - i as f64;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    let mix = |p: f64, q: f64| (p + (q - p) * f).round() as u8;
-    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
 /// The heat map of one matrix: rows G, columns T, annotated values (and spread over seeds).

@@ -119,6 +119,7 @@ fn grid_of(args: &GridArgs) -> Result<RunGrid> {
                     .expect("clap requires --name with --config"),
                 base_config: Some(c.clone()),
                 columns: Vec::new(),
+                heatmaps: Vec::new(),
                 axes: Vec::new(),
                 base: None,
             },
