@@ -13,6 +13,17 @@ import numpy as np
 import byzfl
 
 
+def build(value):
+    """A parameter value: {"$byzfl": name, "params": {...}} is a ByzFL object, lists and
+    other values as they are."""
+    if isinstance(value, dict) and "$byzfl" in value:
+        params = {k: build(v) for k, v in value["params"].items()}
+        return getattr(byzfl, value["$byzfl"])(**params)
+    if isinstance(value, list):
+        return [build(v) for v in value]
+    return value
+
+
 def main():
     with open(sys.argv[1]) as f:
         cases = json.load(f)
@@ -22,7 +33,8 @@ def main():
         x = np.array(case["vectors"], dtype=np.float64)
         for name, params in case.get("pre", []):
             x = np.asarray(getattr(byzfl, name)(**params)(x))
-        out.append([float(v) for v in np.asarray(cls(**case["params"])(x))])
+        params = {k: build(v) for k, v in case["params"].items()}
+        out.append([float(v) for v in np.asarray(cls(**params)(x))])
     with open(sys.argv[2], "w") as f:
         json.dump({"byzfl": version("byzfl"), "outputs": out}, f)
 

@@ -85,7 +85,8 @@ pub fn run(
     };
     dir.write("config.toml", written.to_toml()?.as_bytes())?;
     let prepared = Prepared::load(fed)?;
-    let mut poison = ModelPoisoning::new(&prepared, attack)?;
+    // The attacker's own copy of the server's rule (the adaptive methods simulate it).
+    let mut poison = ModelPoisoning::new(&prepared, attack, server_rule(fed, defense)?)?;
     let clients: Vec<usize> = (0..attack.malicious).collect();
     let mut federation = prepared.federation(prepared.seated(&clients), rule)?;
     let label = format!(

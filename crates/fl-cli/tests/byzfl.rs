@@ -10,6 +10,8 @@
 //! - Trimmed mean: ours trims floor(beta n) per side, ByzFL `f`.
 //! - Centered clipping: ours keeps the last aggregate as the next round's center; one call
 //!   from a zero center is ByzFL's `CenteredClipping(m=None)`.
+//! - The adaptive attacks (ByzFL's `Optimal_*`) run ByzFL's search against our copy of the
+//!   rule; the rule pairs are those above.
 //! - Nearest-neighbour mixing is a pre-aggregation step in both; ours composes by name
 //!   (`nnm+median`), ByzFL applies `NNM` and then the aggregator.
 //!
@@ -22,6 +24,7 @@ use fl_data::rng::stream;
 use fl_defense::{
     CenteredClipParams, DefenseConfig, GeoMed, Krum, Median, MultiKrum, RuleParams, TrimmedMean,
 };
+use fl_poison::model::adaptive::{AdaptiveAttack, Scaled, SearchParams};
 use fl_poison::model::alie::Alie;
 use fl_poison::model::ipm::Ipm;
 use fl_poison::model::sign_flip::SignFlip;
@@ -83,10 +86,19 @@ fn aggregate(rule: &mut dyn Aggregator, v: &[Vec<f32>]) -> Vec<f32> {
     rule.aggregate(&round, &updates).unwrap().delta
 }
 
-fn crafted(attack: &mut dyn Craft, v: &[Vec<f32>]) -> Vec<f32> {
+fn crafted(attack: &mut dyn Craft, v: &[Vec<f32>], malicious: usize) -> Vec<f32> {
     let refs: Vec<&[f32]> = v.iter().map(Vec::as_slice).collect();
+    let global = vec![0.0f32; v[0].len()];
     attack
-        .craft(&refs, CraftContext { round: 1, seed: 1 })
+        .craft(
+            &refs,
+            CraftContext {
+                round: 1,
+                seed: 1,
+                global: &global,
+                malicious,
+            },
+        )
         .unwrap()
 }
 
@@ -198,22 +210,68 @@ fn cases() -> Vec<Case> {
         };
         attack(
             "sign-flip",
-            crafted(&mut SignFlip, honest),
+            crafted(&mut SignFlip, honest, outliers),
             "SignFlipping",
             json!({}),
         );
         attack(
             "ipm tau 0.5",
-            crafted(&mut Ipm { tau: 0.5 }, honest),
+            crafted(&mut Ipm { tau: 0.5 }, honest, outliers),
             "InnerProductManipulation",
             json!({ "tau": 0.5 }),
         );
         attack(
             "alie tau 1.5",
-            crafted(&mut Alie { tau: 1.5 }, honest),
+            crafted(&mut Alie { tau: 1.5 }, honest, outliers),
             "ALittleIsEnough",
             json!({ "tau": 1.5 }),
         );
+        // The adaptive attacks against three rules, as many copies as there were outliers
+        // (n honest + f copies: the rule pairs of the cases above).
+        let f = outliers;
+        let total = honest.len() + f;
+        type MakeRule = Box<dyn Fn() -> Box<dyn Aggregator>>;
+        let rules: [(&str, MakeRule, Value); 3] = [
+            (
+                "median",
+                Box::new(|| Box::new(Median {})),
+                json!({ "$byzfl": "Median", "params": {} }),
+            ),
+            (
+                "trimmed-mean",
+                Box::new(move || {
+                    Box::new(TrimmedMean {
+                        beta: (f as f64 + 0.5) / total as f64,
+                    })
+                }),
+                json!({ "$byzfl": "TrMean", "params": { "f": f } }),
+            ),
+            (
+                "krum",
+                Box::new(move || Box::new(Krum { f: f - 1 })),
+                json!({ "$byzfl": "Krum", "params": { "f": f } }),
+            ),
+        ];
+        for (rule, ours, theirs) in rules {
+            for (scaled, name, byzfl) in [
+                (
+                    Scaled::Ipm,
+                    "ipm-adaptive",
+                    "Optimal_InnerProductManipulation",
+                ),
+                (Scaled::Alie, "alie-adaptive", "Optimal_ALittleIsEnough"),
+            ] {
+                let mut a = AdaptiveAttack::new(scaled, SearchParams::default(), ours()).unwrap();
+                let v = crafted(&mut a, honest, f);
+                let tau = a.strength().unwrap();
+                attack(
+                    &format!("{name} vs {rule} (tau {tau:.3})"),
+                    v,
+                    byzfl,
+                    json!({ "agg": theirs, "pre_agg_list": [], "f": f }),
+                );
+            }
+        }
     }
     out
 }
@@ -279,6 +337,15 @@ fn rules_and_attacks_agree_with_byzfl() {
             );
         }
     }
+    // The searches are not trivial: they settle on different strengths, most above zero.
+    let taus: Vec<&str> = cases
+        .iter()
+        .filter_map(|c| c.name.split("(tau ").nth(1))
+        .filter_map(|t| t.split(')').next())
+        .collect();
+    println!("adaptive strengths: {}", taus.join(" "));
+    let positive = taus.iter().filter(|t| !t.starts_with("0.000")).count();
+    assert!(positive * 2 > taus.len(), "{taus:?}");
     println!(
         "{} cases agree with ByzFL {} (largest relative difference {worst:.1e})",
         cases.len(),

@@ -127,7 +127,10 @@ fn a_column_no_summary_has_is_refused_with_the_known_ones() {
     let mut g = grid();
     g.file.heatmaps = vec!["final_acuracy".into()];
     let err = run_grid(&g, &opts(tmp.path().join("h"), None)).unwrap_err();
-    assert!(format!("{err:#}").contains("the grid's `heatmaps`"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("the grid's `heatmaps`"),
+        "{err:#}"
+    );
 }
 
 #[test]

@@ -145,6 +145,15 @@ fn a_robust_rule_drops_what_it_catches_and_the_records_say_so() {
     )
     .unwrap();
     assert_eq!(summary["attack"]["malicious_kept_share"], 0.0);
+    // The adaptive attacker searches its strength against its copy of the rule each attack
+    // round, and the record says what it chose.
+    let rows = run(
+        &tmp.path().join("adaptive"),
+        &["attack.method=alie-adaptive", "aggregator=median"],
+    );
+    for r in &rows[1..] {
+        assert!(r["strength"].as_f64().unwrap() >= 0.0, "{r}");
+    }
     // Bad attack parameters are refused before anything runs, naming the key.
     let o = fl(&[
         "run",

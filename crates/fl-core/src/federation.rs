@@ -357,6 +357,8 @@ impl Federation {
         };
         let (observers, others): (Vec<usize>, Vec<usize>) =
             sampled.iter().partition(|&&k| observes(k));
+        let mut sorted = sampled.to_vec();
+        sorted.sort_unstable();
         let mut starts: Vec<&[f32]> = vec![&self.global; self.participants.len()];
         for (&k, &d) in sampled.iter().zip(delays) {
             if d > 0 {
@@ -369,6 +371,7 @@ impl Federation {
             global: &self.global,
             spec: &self.spec,
             train: &self.config.train,
+            sampled: &sorted,
             benign_updates: &[],
         };
         let (attack_now, honest_now): (Vec<usize>, Vec<usize>) =

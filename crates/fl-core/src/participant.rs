@@ -22,6 +22,8 @@ pub struct RoundContext<'a> {
     pub spec: &'a ModelSpec,
     /// The run's local-training parameters.
     pub train: &'a TrainConfig,
+    /// The clients sampled this round, in increasing order (an attack counts its own here).
+    pub sampled: &'a [usize],
     /// The benign participants' updates of this round: filled only for participants whose
     /// [`Participant::observes_benign_updates`] is true (a full-knowledge threat model),
     /// empty otherwise.

@@ -645,6 +645,7 @@ mod tests {
             global: &global,
             spec: &spec,
             train: &train,
+            sampled: &[],
             benign_updates: &[],
         };
         // A fresh Adam's first step moves every parameter by at most lr, most by nearly lr.

@@ -150,9 +150,12 @@ impl RunGrid {
             .collect()
     }
 
-    /// The hash of the base config: grids with the same base share a folder.
+    /// The hash of the base config, resolved where it runs as it is (so spelling out a
+    /// default changes nothing), else as written: grids with the same base share a folder.
     pub fn base_hash(&self) -> String {
-        numbers_hash(&self.base)
+        Resolved::of(self.base.clone())
+            .and_then(|r| r.hash())
+            .unwrap_or_else(|_| numbers_hash(&self.base))
     }
 
     /// The grid as a file, base inline.

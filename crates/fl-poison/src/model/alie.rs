@@ -36,7 +36,7 @@ impl Alie {
 }
 
 impl Craft for Alie {
-    fn craft(&mut self, benign: &[&[f32]], _: CraftContext) -> Result<Vec<f32>> {
+    fn craft(&mut self, benign: &[&[f32]], _: CraftContext<'_>) -> Result<Vec<f32>> {
         check_benign("a little is enough", benign)?;
         let t = self.tau as f32;
         Ok(mean(benign)

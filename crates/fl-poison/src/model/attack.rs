@@ -66,14 +66,20 @@ pub struct ModelPoisoning {
 }
 
 impl ModelPoisoning {
-    /// The attack of `config` on the clients of `prepared` (checked against its run config).
-    pub fn new(prepared: &Prepared, config: &ModelPoisonConfig) -> Result<Self> {
+    /// The attack of `config` on the clients of `prepared` (checked against its run config);
+    /// `rule` is the attacker's copy of the server's rule, which the adaptive methods
+    /// simulate (the others ignore it).
+    pub fn new(
+        prepared: &Prepared,
+        config: &ModelPoisonConfig,
+        rule: Box<dyn fl_core::Aggregator>,
+    ) -> Result<Self> {
         config.validate(&prepared.config)?;
         let data = (0..config.malicious)
             .map(|c| prepared.client_data(c))
             .collect();
         Ok(Self {
-            craft: config.craft(),
+            craft: config.craft(rule)?,
             config: config.clone(),
             data,
             optimizers: vec![OptimizerState::default(); config.malicious],
@@ -104,6 +110,12 @@ impl ModelPoisoning {
             CraftContext {
                 round: ctx.round,
                 seed: ctx.seed,
+                global: ctx.global,
+                malicious: ctx
+                    .sampled
+                    .iter()
+                    .filter(|&&c| c < self.config.malicious)
+                    .count(),
             },
         )?;
         let mean = super::mean(&benign);

@@ -1,6 +1,7 @@
 //! The `[attack]` section of a model-poisoning run (`kind = "model-poison"`).
 
 use super::Craft;
+use super::adaptive::{AdaptiveAttack, Scaled, SearchParams};
 use super::alie::Alie;
 use super::gaussian::Gaussian;
 use super::ipm::Ipm;
@@ -29,11 +30,15 @@ pub enum PoisonMethod {
     MinMax,
     /// Min-Sum, `[attack.min-max]`.
     MinSum,
+    /// IPM with the tau that moves the server's rule farthest, `[attack.adaptive]`.
+    IpmAdaptive,
+    /// ALIE with the tau that moves the server's rule farthest, `[attack.adaptive]`.
+    AlieAdaptive,
 }
 
 impl PoisonMethod {
     /// Every method, in the order tables list them.
-    pub const ALL: [PoisonMethod; 7] = [
+    pub const ALL: [PoisonMethod; 9] = [
         PoisonMethod::None,
         PoisonMethod::SignFlip,
         PoisonMethod::Ipm,
@@ -41,6 +46,8 @@ impl PoisonMethod {
         PoisonMethod::Gaussian,
         PoisonMethod::MinMax,
         PoisonMethod::MinSum,
+        PoisonMethod::IpmAdaptive,
+        PoisonMethod::AlieAdaptive,
     ];
 
     /// The name in configs.
@@ -53,6 +60,8 @@ impl PoisonMethod {
             PoisonMethod::Gaussian => "gaussian",
             PoisonMethod::MinMax => "min-max",
             PoisonMethod::MinSum => "min-sum",
+            PoisonMethod::IpmAdaptive => "ipm-adaptive",
+            PoisonMethod::AlieAdaptive => "alie-adaptive",
         }
     }
 }
@@ -76,6 +85,8 @@ pub struct ModelPoisonConfig {
     /// Min-Max and Min-Sum.
     #[serde(rename = "min-max")]
     pub min_max: MinMaxParams,
+    /// The strength search of the adaptive methods.
+    pub adaptive: SearchParams,
 }
 
 impl Default for ModelPoisonConfig {
@@ -88,6 +99,7 @@ impl Default for ModelPoisonConfig {
             alie: Alie::default(),
             gaussian: Gaussian::default(),
             min_max: MinMaxParams::default(),
+            adaptive: SearchParams::default(),
         }
     }
 }
@@ -115,21 +127,29 @@ impl ModelPoisonConfig {
             PoisonMethod::Alie => self.alie.validate(),
             PoisonMethod::Gaussian => self.gaussian.validate(),
             PoisonMethod::MinMax | PoisonMethod::MinSum => self.min_max.validate(),
+            PoisonMethod::IpmAdaptive | PoisonMethod::AlieAdaptive => self.adaptive.validate(),
             PoisonMethod::None | PoisonMethod::SignFlip => Ok(()),
         }
     }
 
-    /// The crafting attack of the method (`None` for the honest baseline).
-    pub fn craft(&self) -> Option<Box<dyn Craft>> {
-        Some(match self.method {
-            PoisonMethod::None => return None,
+    /// The crafting attack of the method (`None` for the honest baseline); the adaptive
+    /// methods simulate `rule`, the attacker's copy of the server's.
+    pub fn craft(&self, rule: Box<dyn fl_core::Aggregator>) -> Result<Option<Box<dyn Craft>>> {
+        Ok(Some(match self.method {
+            PoisonMethod::None => return Ok(None),
             PoisonMethod::SignFlip => Box::new(SignFlip),
             PoisonMethod::Ipm => Box::new(self.ipm),
             PoisonMethod::Alie => Box::new(self.alie),
             PoisonMethod::Gaussian => Box::new(self.gaussian),
             PoisonMethod::MinMax => Box::new(MinMax::new(Bound::MinMax, self.min_max)),
             PoisonMethod::MinSum => Box::new(MinMax::new(Bound::MinSum, self.min_max)),
-        })
+            PoisonMethod::IpmAdaptive => {
+                Box::new(AdaptiveAttack::new(Scaled::Ipm, self.adaptive, rule)?)
+            }
+            PoisonMethod::AlieAdaptive => {
+                Box::new(AdaptiveAttack::new(Scaled::Alie, self.adaptive, rule)?)
+            }
+        }))
     }
 }
 

@@ -43,7 +43,7 @@ impl Gaussian {
 }
 
 impl Craft for Gaussian {
-    fn craft(&mut self, benign: &[&[f32]], ctx: CraftContext) -> Result<Vec<f32>> {
+    fn craft(&mut self, benign: &[&[f32]], ctx: CraftContext<'_>) -> Result<Vec<f32>> {
         check_benign("gaussian noise", benign)?;
         let normal = Normal::new(self.mu, self.sigma)
             .map_err(|e| CoreError::Config(format!("attack.gaussian: {e}")))?;

@@ -36,7 +36,7 @@ impl Ipm {
 }
 
 impl Craft for Ipm {
-    fn craft(&mut self, benign: &[&[f32]], _: CraftContext) -> Result<Vec<f32>> {
+    fn craft(&mut self, benign: &[&[f32]], _: CraftContext<'_>) -> Result<Vec<f32>> {
         check_benign("inner-product manipulation", benign)?;
         let t = self.tau as f32;
         Ok(mean(benign).into_iter().map(|x| -t * x).collect())

@@ -102,7 +102,7 @@ fn moved(mean: &[f32], p: &[f32], gamma: f64) -> Vec<f32> {
 }
 
 impl Craft for MinMax {
-    fn craft(&mut self, benign: &[&[f32]], _: CraftContext) -> Result<Vec<f32>> {
+    fn craft(&mut self, benign: &[&[f32]], _: CraftContext<'_>) -> Result<Vec<f32>> {
         check_benign(
             match self.bound {
                 Bound::MinMax => "min-max",

@@ -10,11 +10,14 @@
 //! - [`gaussian`]: Gaussian noise N(mu, sigma^2) per coordinate;
 //! - [`min_max`]: Min-Max and Min-Sum (Shejwalkar and Houmansadr, 2021): the benign mean moved
 //!   against a perturbation direction as far as the largest distance (Min-Max) or the largest
-//!   sum of squared distances (Min-Sum) among benign updates allows, found by bisection.
+//!   sum of squared distances (Min-Sum) among benign updates allows, found by bisection;
+//! - [`adaptive`]: IPM and ALIE with the strength that moves the rule in force farthest from
+//!   the benign mean, searched against a copy of that rule (ByzFL's `Optimal_*` attacks).
 //!
 //! [`config`] is the `[attack]` section of `kind = "model-poison"`, [`attack`] the
 //! [`fl_core::Attack`] that plays the malicious clients.
 
+pub mod adaptive;
 pub mod alie;
 pub mod attack;
 pub mod config;
@@ -30,18 +33,23 @@ use fl_core::error::{CoreError, Result};
 
 /// What a crafting attack knows of the round besides the benign updates.
 #[derive(Debug, Clone, Copy)]
-pub struct CraftContext {
+pub struct CraftContext<'a> {
     /// The round, from 1.
     pub round: usize,
     /// The run's seed.
     pub seed: u64,
+    /// The global model the round started from.
+    pub global: &'a [f32],
+    /// How many copies of the crafted vector the server receives (the attack's clients
+    /// sampled this round).
+    pub malicious: usize,
 }
 
 /// A model-poisoning attack: the malicious update from the round's benign updates.
 pub trait Craft: Send {
     /// The vector every malicious client sends, from the benign deltas (at least two, all of
     /// one length).
-    fn craft(&mut self, benign: &[&[f32]], ctx: CraftContext) -> Result<Vec<f32>>;
+    fn craft(&mut self, benign: &[&[f32]], ctx: CraftContext<'_>) -> Result<Vec<f32>>;
 
     /// The strength the attack settled on this round, where it searches one (Min-Max's
     /// gamma); `None` for attacks of fixed strength.
@@ -99,8 +107,13 @@ pub(crate) mod tests {
         v.iter().map(Vec::as_slice).collect()
     }
 
-    pub fn ctx() -> super::CraftContext {
-        super::CraftContext { round: 1, seed: 7 }
+    pub fn ctx() -> super::CraftContext<'static> {
+        super::CraftContext {
+            round: 1,
+            seed: 7,
+            global: &[],
+            malicious: 2,
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use fl_core::error::Result;
 pub struct SignFlip;
 
 impl Craft for SignFlip {
-    fn craft(&mut self, benign: &[&[f32]], _: CraftContext) -> Result<Vec<f32>> {
+    fn craft(&mut self, benign: &[&[f32]], _: CraftContext<'_>) -> Result<Vec<f32>> {
         check_benign("sign flipping", benign)?;
         Ok(mean(benign).into_iter().map(|x| -x).collect())
     }
