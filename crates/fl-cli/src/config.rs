@@ -120,7 +120,7 @@ pub const ATTACK_KINDS: [(&str, &str); 5] = [
     (
         "model-poison",
         "model poisoning by omniscient clients (method = sign-flip, ipm, alie, gaussian, \
-         min-max, min-sum, ipm-adaptive, alie-adaptive, none)",
+         min-max, min-sum, fang-trim, fang-krum, ipm-adaptive, alie-adaptive, none)",
     ),
 ];
 

@@ -97,6 +97,7 @@ fn crafted(attack: &mut dyn Craft, v: &[Vec<f32>], malicious: usize) -> Vec<f32>
                 seed: 1,
                 global: &global,
                 malicious,
+                client: 0,
             },
         )
         .unwrap()

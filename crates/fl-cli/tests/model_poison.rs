@@ -154,6 +154,16 @@ fn a_robust_rule_drops_what_it_catches_and_the_records_say_so() {
     for r in &rows[1..] {
         assert!(r["strength"].as_f64().unwrap() >= 0.0, "{r}");
     }
+    // Fang's attack on Krum halves lambda until Krum picks it: Krum keeps one update a
+    // round, a malicious one in every attack round.
+    let rows = run(
+        &tmp.path().join("fang"),
+        &["attack.method=fang-krum", "aggregator=krum"],
+    );
+    for r in &rows[1..] {
+        assert_eq!(r["malicious_kept"], 1, "{r}");
+        assert!(r["strength"].as_f64().unwrap() > 0.0, "{r}");
+    }
     // Bad attack parameters are refused before anything runs, naming the key.
     let o = fl(&[
         "run",

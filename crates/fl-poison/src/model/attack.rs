@@ -23,7 +23,8 @@ pub struct ModelPoisonRound {
     pub malicious_sampled: usize,
     /// Of those, how many the server kept.
     pub malicious_kept: usize,
-    /// Norm of the crafted vector (attack rounds).
+    /// Norm of the crafted vector (attack rounds; the last client's where each crafts its
+    /// own).
     pub crafted_norm: Option<f64>,
     /// Norm of the benign updates' mean it was crafted from (attack rounds).
     pub benign_mean_norm: Option<f64>,
@@ -93,8 +94,10 @@ impl ModelPoisoning {
         self.craft.is_some() && round >= self.config.start_round
     }
 
-    fn crafted(&mut self, ctx: &RoundContext<'_>) -> Result<Vec<f32>> {
-        if let Some((r, v)) = &self.crafted
+    fn crafted(&mut self, client: usize, ctx: &RoundContext<'_>) -> Result<Vec<f32>> {
+        let shared = self.craft.as_ref().is_some_and(|c| c.shared());
+        if shared
+            && let Some((r, v)) = &self.crafted
             && *r == ctx.round
         {
             return Ok(v.clone());
@@ -116,6 +119,7 @@ impl ModelPoisoning {
                     .iter()
                     .filter(|&&c| c < self.config.malicious)
                     .count(),
+                client,
             },
         )?;
         let mean = super::mean(&benign);
@@ -143,7 +147,7 @@ impl MaliciousClients for ModelPoisoning {
             );
             return Ok(ctx.update_from(client, &local, stats, self.data[client].len()));
         }
-        let delta = self.crafted(ctx)?;
+        let delta = self.crafted(client, ctx)?;
         let b = ctx.benign_updates;
         let num_samples = (b.iter().map(|u| u.num_samples).sum::<usize>() as f64
             / b.len().max(1) as f64)

@@ -3,6 +3,7 @@
 use super::Craft;
 use super::adaptive::{AdaptiveAttack, Scaled, SearchParams};
 use super::alie::Alie;
+use super::fang::{FangKrum, FangParams, FangTrim};
 use super::gaussian::Gaussian;
 use super::ipm::Ipm;
 use super::min_max::{Bound, MinMax, MinMaxParams};
@@ -34,11 +35,15 @@ pub enum PoisonMethod {
     IpmAdaptive,
     /// ALIE with the tau that moves the server's rule farthest, `[attack.adaptive]`.
     AlieAdaptive,
+    /// Fang et al.'s attack on trimmed mean, `[attack.fang]`.
+    FangTrim,
+    /// Fang et al.'s attack on Krum, `[attack.fang]`.
+    FangKrum,
 }
 
 impl PoisonMethod {
     /// Every method, in the order tables list them.
-    pub const ALL: [PoisonMethod; 9] = [
+    pub const ALL: [PoisonMethod; 11] = [
         PoisonMethod::None,
         PoisonMethod::SignFlip,
         PoisonMethod::Ipm,
@@ -48,6 +53,8 @@ impl PoisonMethod {
         PoisonMethod::MinSum,
         PoisonMethod::IpmAdaptive,
         PoisonMethod::AlieAdaptive,
+        PoisonMethod::FangTrim,
+        PoisonMethod::FangKrum,
     ];
 
     /// The name in configs.
@@ -62,6 +69,8 @@ impl PoisonMethod {
             PoisonMethod::MinSum => "min-sum",
             PoisonMethod::IpmAdaptive => "ipm-adaptive",
             PoisonMethod::AlieAdaptive => "alie-adaptive",
+            PoisonMethod::FangTrim => "fang-trim",
+            PoisonMethod::FangKrum => "fang-krum",
         }
     }
 }
@@ -87,6 +96,8 @@ pub struct ModelPoisonConfig {
     pub min_max: MinMaxParams,
     /// The strength search of the adaptive methods.
     pub adaptive: SearchParams,
+    /// Fang et al.'s attacks.
+    pub fang: FangParams,
 }
 
 impl Default for ModelPoisonConfig {
@@ -100,6 +111,7 @@ impl Default for ModelPoisonConfig {
             gaussian: Gaussian::default(),
             min_max: MinMaxParams::default(),
             adaptive: SearchParams::default(),
+            fang: FangParams::default(),
         }
     }
 }
@@ -128,6 +140,7 @@ impl ModelPoisonConfig {
             PoisonMethod::Gaussian => self.gaussian.validate(),
             PoisonMethod::MinMax | PoisonMethod::MinSum => self.min_max.validate(),
             PoisonMethod::IpmAdaptive | PoisonMethod::AlieAdaptive => self.adaptive.validate(),
+            PoisonMethod::FangTrim | PoisonMethod::FangKrum => self.fang.validate(),
             PoisonMethod::None | PoisonMethod::SignFlip => Ok(()),
         }
     }
@@ -149,6 +162,8 @@ impl ModelPoisonConfig {
             PoisonMethod::AlieAdaptive => {
                 Box::new(AdaptiveAttack::new(Scaled::Alie, self.adaptive, rule)?)
             }
+            PoisonMethod::FangTrim => Box::new(FangTrim { params: self.fang }),
+            PoisonMethod::FangKrum => Box::new(FangKrum::new(self.fang, rule)?),
         }))
     }
 }

@@ -11,6 +11,10 @@
 //! - [`min_max`]: Min-Max and Min-Sum (Shejwalkar and Houmansadr, 2021): the benign mean moved
 //!   against a perturbation direction as far as the largest distance (Min-Max) or the largest
 //!   sum of squared distances (Min-Sum) among benign updates allows, found by bisection;
+//! - [`fang`]: Fang et al.'s full-knowledge attacks (USENIX Security 2020) on trimmed mean
+//!   (values just beyond the benign range, against the direction of change, per client) and
+//!   on Krum (the negated direction scaled by the largest lambda the rule in force still
+//!   selects);
 //! - [`adaptive`]: IPM and ALIE with the strength that moves the rule in force farthest from
 //!   the benign mean, searched against a copy of that rule (ByzFL's `Optimal_*` attacks).
 //!
@@ -21,6 +25,7 @@ pub mod adaptive;
 pub mod alie;
 pub mod attack;
 pub mod config;
+pub mod fang;
 pub mod gaussian;
 pub mod ipm;
 pub mod min_max;
@@ -43,6 +48,8 @@ pub struct CraftContext<'a> {
     /// How many copies of the crafted vector the server receives (the attack's clients
     /// sampled this round).
     pub malicious: usize,
+    /// The client asking (for attacks that craft one vector per client).
+    pub client: usize,
 }
 
 /// A model-poisoning attack: the malicious update from the round's benign updates.
@@ -55,6 +62,12 @@ pub trait Craft: Send {
     /// gamma); `None` for attacks of fixed strength.
     fn strength(&self) -> Option<f64> {
         None
+    }
+
+    /// True (the default) when every malicious client sends the same vector each round, so
+    /// it is crafted once; false when each client crafts its own.
+    fn shared(&self) -> bool {
+        true
     }
 }
 
@@ -113,6 +126,7 @@ pub(crate) mod tests {
             seed: 7,
             global: &[],
             malicious: 2,
+            client: 0,
         }
     }
 
