@@ -73,6 +73,10 @@ pub struct RunGridFile {
     /// columns the last, one map per combination of the axes before them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub heatmaps: Vec<String>,
+    /// Each cell's `field` against the cell with one axis at its baseline point
+    /// (`baseline.md`), e.g. every attack's accuracy against no attack under the same rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
     /// The axes, the first varying slowest.
     #[serde(default)]
     pub axes: Vec<AxisFile>,
@@ -80,6 +84,18 @@ pub struct RunGridFile {
     /// (sections merge, values replace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<Table>,
+}
+
+/// The `baseline` of a grid file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// The axis (its name, e.g. `attack.method`).
+    pub axis: String,
+    /// The label of its baseline point (e.g. `none`).
+    pub label: String,
+    /// The summary field compared (e.g. `attack.final_accuracy`).
+    pub field: String,
 }
 
 /// A checked grid of runs.
@@ -483,7 +499,95 @@ pub fn write_report(root: &Path) -> Result<PathBuf> {
             map.draw(&root.join(path))?;
         }
     }
+    if let Some(b) = &grid.file.baseline {
+        w("baseline.md", baseline(&grid, &order, b)?)?;
+    }
     Ok(md)
+}
+
+/// The value of `field` in a record: the number, or why there is none.
+fn field_of(r: Option<&&RunRecord>, field: &str) -> std::result::Result<f64, String> {
+    let r = r.ok_or("not run")?;
+    if r.error.is_some() {
+        return Err("stopped".into());
+    }
+    let mut numbers = Vec::new();
+    if let Some(s) = &r.summary {
+        leaves(s, "", &mut numbers);
+    }
+    numbers
+        .into_iter()
+        .find(|(k, _)| k == field)
+        .map(|(_, v)| v)
+        .ok_or_else(|| "-".into())
+}
+
+/// `baseline.md`: one row per combination of the other axes, the baseline cell's value and
+/// every other point's difference from it.
+fn baseline(grid: &RunGrid, records: &[RunRecord], b: &Baseline) -> Result<String> {
+    let axes = grid.axes();
+    let Some(pos) = axes.iter().position(|a| a.name == b.axis) else {
+        bail!(
+            "the grid's baseline names axis `{}`, which it does not have",
+            b.axis
+        );
+    };
+    let axis = &axes[pos];
+    if !axis.points.iter().any(|p| p.label == b.label) {
+        bail!(
+            "axis `{}` has no point `{}` (the grid's baseline)",
+            b.axis,
+            b.label
+        );
+    }
+    let others: Vec<Axis> = axes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != pos)
+        .map(|(_, a)| a.clone())
+        .collect();
+    let by_id: BTreeMap<&str, &RunRecord> = records.iter().map(|r| (r.id.as_str(), r)).collect();
+    // The id of the cell with the other axes at `row` and the axis at `label`.
+    let id = |row: &Expanded, label: &str| -> String {
+        let mut labels: Vec<&str> = row.labels.iter().map(|(_, l)| l.as_str()).collect();
+        labels.insert(pos, label);
+        labels.join("-")
+    };
+    let rest: Vec<&Point> = axis.points.iter().filter(|p| p.label != b.label).collect();
+    let mut out = format!(
+        "# {}: `{}` against `{} = {}`\n\nEach cell minus the cell with `{}` = `{}` and the \
+         other axes the same.\n\n",
+        grid.file.name, b.field, b.axis, b.label, b.axis, b.label
+    );
+    let head: Vec<String> = others
+        .iter()
+        .map(|a| a.name.clone())
+        .chain([format!("{} ({})", b.label, b.field)])
+        .chain(rest.iter().map(|p| p.label.clone()))
+        .collect();
+    out.push_str(&format!(
+        "| {} |\n|{}\n",
+        head.join(" | "),
+        "---|".repeat(head.len())
+    ));
+    for row in expand(&Table::new(), &others)? {
+        let base = field_of(by_id.get(id(&row, &b.label).as_str()), &b.field);
+        let mut line: Vec<String> = row.labels.iter().map(|(_, l)| l.clone()).collect();
+        line.push(match &base {
+            Ok(v) => format!("{v:.4}"),
+            Err(e) => e.clone(),
+        });
+        for p in &rest {
+            let v = field_of(by_id.get(id(&row, &p.label).as_str()), &b.field);
+            line.push(match (&base, v) {
+                (Ok(a), Ok(v)) => format!("{:+.4}", v - a),
+                (_, Err(e)) => e,
+                (Err(_), Ok(v)) => format!("{v:.4}"),
+            });
+        }
+        out.push_str(&format!("| {} |\n", line.join(" | ")));
+    }
+    Ok(out)
 }
 
 /// The heat maps of `field`: rows the second-to-last axis, columns the last, one per
@@ -738,8 +842,9 @@ mod tests {
         assert!(RunGrid::new(bad, &dir).is_err());
     }
 
-    #[test]
-    fn heat_maps_take_rows_and_columns_from_the_last_two_axes() {
+    /// A 2 x 3 x 2 grid (dataset, seed, aggregator) with made-up records: final_accuracy =
+    /// seed / 10 (+ 0.5 for median); mnist-3-median stopped; fashion-mnist-2-fedavg never ran.
+    fn made_up() -> (RunGrid, Vec<RunRecord>) {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny");
         let file: RunGridFile = toml::from_str(
             "name = \"g\"\nbase_config = \"train.toml\"\n\
@@ -749,8 +854,6 @@ mod tests {
         )
         .unwrap();
         let g = RunGrid::new(file, &dir).unwrap();
-        // Every cell but one has final_accuracy = seed / 10 (+ 0.5 for median); mnist-3-median
-        // stopped; fashion-mnist-2-fedavg was never run.
         let records: Vec<RunRecord> = g
             .cells()
             .unwrap()
@@ -772,6 +875,41 @@ mod tests {
                 }
             })
             .collect();
+        (g, records)
+    }
+
+    #[test]
+    fn a_baseline_table_gives_each_point_against_the_baseline_point() {
+        let (g, records) = made_up();
+        let b = Baseline {
+            axis: "aggregator".into(),
+            label: "fedavg".into(),
+            field: "final_accuracy".into(),
+        };
+        let md = baseline(&g, &records, &b).unwrap();
+        let lines: Vec<&str> = md.lines().filter(|l| l.starts_with("| ")).collect();
+        assert_eq!(
+            lines[0],
+            "| dataset | seed | fedavg (final_accuracy) | median |"
+        );
+        assert_eq!(lines[1], "| mnist | 1 | 0.1000 | +0.5000 |");
+        assert_eq!(lines[3], "| mnist | 3 | 0.3000 | stopped |");
+        assert_eq!(lines[5], "| fashion-mnist | 2 | not run | 0.7000 |");
+        let bad = Baseline {
+            label: "krum".into(),
+            ..b.clone()
+        };
+        assert!(baseline(&g, &records, &bad).is_err());
+        let bad = Baseline {
+            axis: "rule".into(),
+            ..b
+        };
+        assert!(baseline(&g, &records, &bad).is_err());
+    }
+
+    #[test]
+    fn heat_maps_take_rows_and_columns_from_the_last_two_axes() {
+        let (g, records) = made_up();
         let maps = heatmaps(&g, &records, "final_accuracy").unwrap();
         let names: Vec<&str> = maps.iter().map(|m| m.0.as_str()).collect();
         assert_eq!(

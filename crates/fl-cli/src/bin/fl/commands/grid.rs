@@ -120,6 +120,7 @@ fn grid_of(args: &GridArgs) -> Result<RunGrid> {
                 base_config: Some(c.clone()),
                 columns: Vec::new(),
                 heatmaps: Vec::new(),
+                baseline: None,
                 axes: Vec::new(),
                 base: None,
             },
