@@ -16,10 +16,10 @@
 
 use super::alie::Alie;
 use super::ipm::Ipm;
-use super::{Craft, CraftContext, check_benign, mean};
+use super::{Craft, CraftContext, RuleCopy, check_benign, mean};
+use fl_core::Aggregator;
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::sq_distance;
-use fl_core::{Aggregator, ServerRound, Update};
 use serde::{Deserialize, Serialize};
 
 /// The `[attack.adaptive]` section: the search.
@@ -102,12 +102,18 @@ impl AdaptiveAttack {
             tau: None,
         })
     }
+}
 
-    fn candidate(&self, benign: &[&[f32]], tau: f64, ctx: CraftContext<'_>) -> Result<Vec<f32>> {
-        match self.scaled {
-            Scaled::Ipm => Ipm { tau }.craft(benign, ctx),
-            Scaled::Alie => Alie { tau }.craft(benign, ctx),
-        }
+/// The attack `scaled` at strength `tau`.
+fn candidate(
+    scaled: Scaled,
+    benign: &[&[f32]],
+    tau: f64,
+    ctx: CraftContext<'_>,
+) -> Result<Vec<f32>> {
+    match scaled {
+        Scaled::Ipm => Ipm { tau }.craft(benign, ctx),
+        Scaled::Alie => Alie { tau }.craft(benign, ctx),
     }
 }
 
@@ -115,47 +121,21 @@ impl Craft for AdaptiveAttack {
     fn craft(&mut self, benign: &[&[f32]], ctx: CraftContext<'_>) -> Result<Vec<f32>> {
         check_benign("an adaptive attack", benign)?;
         let target = mean(benign);
-        let saved = self.rule.state().expect("checked when built");
-        let round = ServerRound {
-            round: ctx.round,
-            seed: ctx.seed,
-            global: ctx.global,
-        };
-        // Benign updates as the server sees them (equal weights: the attack's clients claim the
-        // mean benign count, so every rule weighs all alike here), then the copies.
-        let mut updates: Vec<Update> = benign
-            .iter()
-            .enumerate()
-            .map(|(i, b)| Update {
-                client: ctx.malicious + i,
-                delta: b.to_vec(),
-                num_samples: 1,
-                train_loss: 0.0,
-            })
-            .collect();
-        let copies = ctx.malicious.max(1);
-        let mut distance = |tau: f64, this: &mut Self| -> Result<f64> {
-            let v = this.candidate(benign, tau, ctx)?;
-            updates.truncate(benign.len());
-            updates.extend((0..copies).map(|c| Update {
-                client: c,
-                delta: v.clone(),
-                num_samples: 1,
-                train_loss: 0.0,
-            }));
-            this.rule.set_state(&saved)?;
-            let a = this.rule.aggregate(&round, &updates)?;
-            Ok(sq_distance(&a.delta, &target).sqrt())
+        let scaled = self.scaled;
+        let mut copy = RuleCopy::new(self.rule.as_mut(), benign, ctx)?;
+        let mut distance = |tau: f64| -> Result<f64> {
+            let v = candidate(scaled, benign, tau, ctx)?;
+            Ok(sq_distance(&copy.aggregate(&v)?.delta, &target).sqrt())
         };
         let s = self.search;
         let mut best = s.start;
-        let mut best_y = distance(best, self)?;
+        let mut best_y = distance(best)?;
         let mut step = s.delta;
         let mut left = s.evals - 1;
         // Expansion.
         while left > 0 {
             let x = best + step;
-            let y = distance(x, self)?;
+            let y = distance(x)?;
             left -= 1;
             if y > best_y {
                 (best, best_y) = (x, y);
@@ -168,16 +148,15 @@ impl Craft for AdaptiveAttack {
         // Contraction.
         while left > 0 {
             let x = best + step;
-            let y = distance(x, self)?;
+            let y = distance(x)?;
             left -= 1;
             if y > best_y {
                 (best, best_y) = (x, y);
             }
             step *= s.ratio;
         }
-        self.rule.set_state(&saved)?;
         self.tau = Some(best);
-        self.candidate(benign, best, ctx)
+        candidate(scaled, benign, best, ctx)
     }
 
     fn strength(&self) -> Option<f64> {
@@ -189,7 +168,7 @@ impl Craft for AdaptiveAttack {
 mod tests {
     use super::*;
     use crate::model::tests::{ctx, refs};
-    use fl_core::{Aggregate, FedAvg};
+    use fl_core::{Aggregate, FedAvg, ServerRound, Update};
 
     #[test]
     fn under_the_mean_the_search_climbs_and_keeps_the_largest_tau_tried() {

@@ -14,10 +14,10 @@
 //!   attacker's copy of the rule in force keeps a malicious update, or lambda falls below
 //!   `threshold` (then the last lambda tried is sent).
 
-use super::{Craft, CraftContext, check_benign, mean};
+use super::{Craft, CraftContext, RuleCopy, check_benign, mean};
+use fl_core::Aggregator;
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::{norm, sq_distance};
-use fl_core::{Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
@@ -155,43 +155,20 @@ impl Craft for FangKrum {
     fn craft(&mut self, benign: &[&[f32]], ctx: CraftContext<'_>) -> Result<Vec<f32>> {
         check_benign("fang-krum", benign)?;
         let s = direction(benign);
-        let c = ctx.malicious.max(1);
-        let saved = self.rule.state().expect("checked when built");
-        let round = ServerRound {
-            round: ctx.round,
-            seed: ctx.seed,
-            global: ctx.global,
-        };
-        let mut updates: Vec<Update> = benign
-            .iter()
-            .enumerate()
-            .map(|(i, b)| Update {
-                client: c + i,
-                delta: b.to_vec(),
-                num_samples: 1,
-                train_loss: 0.0,
-            })
-            .collect();
         let at =
             |lambda: f64| -> Vec<f32> { s.iter().map(|x| (-lambda * *x as f64) as f32).collect() };
+        let threshold = self.params.threshold;
+        let mut copy = RuleCopy::new(self.rule.as_mut(), benign, ctx)?;
+        let c = copy.copies();
         let mut lambda = lambda_bound(benign, c);
         loop {
-            let v = at(lambda);
-            updates.truncate(benign.len());
-            updates.extend((0..c).map(|k| Update {
-                client: k,
-                delta: v.clone(),
-                num_samples: 1,
-                train_loss: 0.0,
-            }));
-            self.rule.set_state(&saved)?;
-            let kept = self.rule.aggregate(&round, &updates)?.kept;
-            if kept.iter().any(|&k| k < c) || lambda / 2.0 < self.params.threshold {
+            let kept = copy.aggregate(&at(lambda))?.kept;
+            if kept.iter().any(|&k| k < c) || lambda / 2.0 < threshold {
                 break;
             }
             lambda /= 2.0;
         }
-        self.rule.set_state(&saved)?;
+        drop(copy);
         self.lambda = Some(lambda);
         Ok(at(lambda))
     }
@@ -205,7 +182,7 @@ impl Craft for FangKrum {
 mod tests {
     use super::*;
     use crate::model::tests::{ctx, refs};
-    use fl_core::{Aggregate, FedAvg};
+    use fl_core::{Aggregate, FedAvg, ServerRound, Update};
 
     #[test]
     fn the_trim_attack_sits_just_beyond_the_benign_range_against_the_change() {

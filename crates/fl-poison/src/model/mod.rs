@@ -71,6 +71,87 @@ pub trait Craft: Send {
     }
 }
 
+/// The attacker's copy of the server's rule, run on the round's benign updates plus the
+/// attack's copies of a candidate vector, its state restored before every try (so a rule
+/// with state is simulated from where the copy stands, and trying never moves it).
+pub struct RuleCopy<'a> {
+    rule: &'a mut dyn fl_core::Aggregator,
+    saved: Vec<u8>,
+    round: fl_core::ServerRound<'a>,
+    updates: Vec<fl_core::Update>,
+    benign: usize,
+    copies: usize,
+}
+
+impl<'a> RuleCopy<'a> {
+    /// Ready to try candidates against `benign` in the round `ctx` describes; the attack's
+    /// `ctx.malicious` clients (at least one) are clients `0..copies`, the benign ones after.
+    pub fn new(
+        rule: &'a mut dyn fl_core::Aggregator,
+        benign: &[&[f32]],
+        ctx: CraftContext<'a>,
+    ) -> Result<Self> {
+        let saved = rule.state().ok_or_else(|| {
+            CoreError::Config(
+                "this attack simulates the server's rule and needs one whose state can be \
+                 saved (this rule's cannot)"
+                    .into(),
+            )
+        })?;
+        let copies = ctx.malicious.max(1);
+        // Equal weights: the attack's clients claim the mean benign count, so every rule
+        // weighs all alike here.
+        let updates = benign
+            .iter()
+            .enumerate()
+            .map(|(i, b)| fl_core::Update {
+                client: copies + i,
+                delta: b.to_vec(),
+                num_samples: 1,
+                train_loss: 0.0,
+            })
+            .collect();
+        Ok(Self {
+            rule,
+            saved,
+            round: fl_core::ServerRound {
+                round: ctx.round,
+                seed: ctx.seed,
+                global: ctx.global,
+            },
+            updates,
+            benign: benign.len(),
+            copies,
+        })
+    }
+
+    /// How many copies of the candidate the server receives.
+    pub fn copies(&self) -> usize {
+        self.copies
+    }
+
+    /// The rule's aggregate with `candidate` sent by every malicious client.
+    pub fn aggregate(&mut self, candidate: &[f32]) -> Result<fl_core::Aggregate> {
+        self.updates.truncate(self.benign);
+        self.updates
+            .extend((0..self.copies).map(|c| fl_core::Update {
+                client: c,
+                delta: candidate.to_vec(),
+                num_samples: 1,
+                train_loss: 0.0,
+            }));
+        self.rule.set_state(&self.saved)?;
+        self.rule.aggregate(&self.round, &self.updates)
+    }
+}
+
+impl Drop for RuleCopy<'_> {
+    /// Leaves the copy as it was before the tries.
+    fn drop(&mut self) {
+        let _ = self.rule.set_state(&self.saved);
+    }
+}
+
 /// The coordinate-wise mean (f64 sums) of `v`.
 pub fn mean(v: &[&[f32]]) -> Vec<f32> {
     let n = v.len() as f64;
