@@ -65,7 +65,7 @@ pub enum GridAction {
         #[arg(long)]
         report: bool,
     },
-    /// Write table.csv and table.md of a grid folder.
+    /// Write table.csv, table.md, the heat maps and baseline.md of a grid folder.
     Report {
         /// The grid folder.
         dir: PathBuf,
