@@ -9,6 +9,7 @@
 use crate::bucketing::Bucketing;
 use crate::bulyan::Bulyan;
 use crate::centered_clip::CenteredClipParams;
+use crate::foolsgold::FoolsGoldParams;
 use crate::geomed::GeoMed;
 use crate::mix::{Composed, PreParams};
 use crate::nnm::Nnm;
@@ -93,6 +94,10 @@ pub const RULES: &[Rule] = &[
     Rule::of::<NormClip>("clip", "updates clipped to a norm bound, then FedAvg"),
     Rule::of::<GaussianDp>("dp", "clipped mean plus Gaussian noise (DP-FedAvg style)"),
     Rule::of::<GeoMed>("geomed", "geometric median, smoothed Weiszfeld (RFA)"),
+    Rule::of::<FoolsGoldParams>(
+        "foolsgold",
+        "clients whose summed updates point alike down-weighted (FoolsGold)",
+    ),
     Rule::of::<Bulyan>(
         "bulyan",
         "n - 2f picked by Krum, then per coordinate the mean of the n - 4f nearest the median",

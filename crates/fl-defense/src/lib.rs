@@ -10,6 +10,8 @@
 //!   geometric median of RFA, [`geomed`]) and [`CenteredClip`] (centered clipping around the
 //!   last round's aggregate, a rule with state, [`centered_clip`]), [`Bulyan`] (Krum
 //!   selection, then a trimmed mean around the median, [`bulyan`]);
+//! - history: [`FoolsGold`] (Sybils whose summed updates point alike are down-weighted, a
+//!   rule with state, [`foolsgold`]);
 //! - pre-aggregation, composed with any rule by name (`"nnm+krum"`, [`mix`]): [`Nnm`]
 //!   (nearest-neighbour mixing, [`nnm`]) and [`Bucketing`] ([`bucketing`]).
 //!
@@ -38,6 +40,7 @@ pub mod bulyan;
 pub mod centered_clip;
 mod check;
 pub mod config;
+pub mod foolsgold;
 pub mod geomed;
 pub mod mix;
 pub mod nnm;
@@ -49,6 +52,7 @@ pub use centered_clip::{CenteredClip, CenteredClipParams};
 pub use config::{DefenseConfig, PRE, Pre, RULES, Rule, RuleParams, names, pre_names};
 /// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
 pub use fl_core::geometry;
+pub use foolsgold::{FoolsGold, FoolsGoldParams};
 pub use geomed::GeoMed;
 pub use mix::{Composed, Mixed, PreAggregator, PreParams};
 pub use nnm::Nnm;

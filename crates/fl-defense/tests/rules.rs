@@ -87,6 +87,11 @@ fn identical_updates_give_that_update() {
     let ups: Vec<Update> = (0..10).map(|k| up(k, d.clone(), 50 + k)).collect();
     for (name, mut r) in all_rules() {
         let a = r.once(&ups).unwrap();
+        if name == "foolsgold" {
+            // By design: clients that all point the same way are all taken for Sybils.
+            assert!(a.delta.iter().all(|x| *x == 0.0) && a.kept.is_empty(), "{a:?}");
+            continue;
+        }
         for (x, y) in a.delta.iter().zip(&d) {
             assert!((x - y).abs() < 1e-6, "{}: {:?}", name, a.delta);
         }
