@@ -9,6 +9,7 @@
 use crate::bucketing::Bucketing;
 use crate::bulyan::Bulyan;
 use crate::centered_clip::CenteredClipParams;
+use crate::dnc::Dnc;
 use crate::foolsgold::FoolsGoldParams;
 use crate::geomed::GeoMed;
 use crate::mix::{Composed, PreParams};
@@ -94,6 +95,10 @@ pub const RULES: &[Rule] = &[
     Rule::of::<NormClip>("clip", "updates clipped to a norm bound, then FedAvg"),
     Rule::of::<GaussianDp>("dp", "clipped mean plus Gaussian noise (DP-FedAvg style)"),
     Rule::of::<GeoMed>("geomed", "geometric median, smoothed Weiszfeld (RFA)"),
+    Rule::of::<Dnc>(
+        "dnc",
+        "updates far along the top singular direction of random coordinates dropped (DnC)",
+    ),
     Rule::of::<FoolsGoldParams>(
         "foolsgold",
         "clients whose summed updates point alike down-weighted (FoolsGold)",

@@ -10,6 +10,8 @@
 //!   geometric median of RFA, [`geomed`]) and [`CenteredClip`] (centered clipping around the
 //!   last round's aggregate, a rule with state, [`centered_clip`]), [`Bulyan`] (Krum
 //!   selection, then a trimmed mean around the median, [`bulyan`]);
+//! - spectral: [`Dnc`] (Divide-and-Conquer: updates far along the top singular direction of
+//!   random coordinate subsets dropped, [`dnc`]);
 //! - history: [`FoolsGold`] (Sybils whose summed updates point alike are down-weighted, a
 //!   rule with state, [`foolsgold`]);
 //! - pre-aggregation, composed with any rule by name (`"nnm+krum"`, [`mix`]): [`Nnm`]
@@ -40,6 +42,7 @@ pub mod bulyan;
 pub mod centered_clip;
 mod check;
 pub mod config;
+pub mod dnc;
 pub mod foolsgold;
 pub mod geomed;
 pub mod mix;
@@ -50,6 +53,7 @@ pub use bucketing::Bucketing;
 pub use bulyan::Bulyan;
 pub use centered_clip::{CenteredClip, CenteredClipParams};
 pub use config::{DefenseConfig, PRE, Pre, RULES, Rule, RuleParams, names, pre_names};
+pub use dnc::Dnc;
 /// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
 pub use fl_core::geometry;
 pub use foolsgold::{FoolsGold, FoolsGoldParams};

@@ -89,7 +89,10 @@ fn identical_updates_give_that_update() {
         let a = r.once(&ups).unwrap();
         if name == "foolsgold" {
             // By design: clients that all point the same way are all taken for Sybils.
-            assert!(a.delta.iter().all(|x| *x == 0.0) && a.kept.is_empty(), "{a:?}");
+            assert!(
+                a.delta.iter().all(|x| *x == 0.0) && a.kept.is_empty(),
+                "{a:?}"
+            );
             continue;
         }
         for (x, y) in a.delta.iter().zip(&d) {
