@@ -78,6 +78,20 @@ pub enum GridAction {
         #[arg(long, default_value = "08:00:00")]
         time: String,
     },
+    /// Print a Kubernetes indexed Job that runs the grid's shards.
+    EmitK8s {
+        #[command(flatten)]
+        emit: EmitArgs,
+        /// Container image with `fl` on its PATH.
+        #[arg(long)]
+        image: String,
+        /// Persistent volume claim for the results (mounted at /results).
+        #[arg(long, default_value = "fl-results")]
+        claim: String,
+        /// Persistent volume claim holding the datasets (mounted at /data).
+        #[arg(long, default_value = "fl-datasets")]
+        data_claim: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -163,28 +177,21 @@ pub fn run(args: GridArgs) -> Result<()> {
             Ok(())
         }
         Some(GridAction::EmitSlurm { emit, time }) => {
-            let grid = RunGrid::load(&emit.grid)?;
-            if emit.shards == 0 || emit.cpus == 0 {
-                bail!("--shards and --cpus must be at least 1");
-            }
-            let name = grid.file.name.clone();
             print!(
                 "{}",
-                fl_cli::sweep::emit::slurm(&fl_cli::sweep::emit::EmitOptions {
-                    out: emit
-                        .out
-                        .clone()
-                        .unwrap_or_else(|| format!("results/{name}")),
-                    name,
-                    command: "grid".into(),
-                    grid_args: format!("--grid {}", emit.grid.display()),
-                    shards: emit.shards,
-                    cpus: emit.cpus,
-                    time: time.clone(),
-                    image: String::new(),
-                    claim: String::new(),
-                    data_claim: String::new(),
-                })
+                fl_cli::sweep::emit::slurm(&emit_options(emit, time, "", "", "")?)
+            );
+            Ok(())
+        }
+        Some(GridAction::EmitK8s {
+            emit,
+            image,
+            claim,
+            data_claim,
+        }) => {
+            print!(
+                "{}",
+                fl_cli::sweep::emit::k8s(&emit_options(emit, "", image, claim, data_claim)?)
             );
             Ok(())
         }
@@ -266,4 +273,34 @@ fn list(grid: &RunGrid, out: &std::path::Path, shard: Option<Shard>) -> Result<(
         out.display()
     );
     Ok(())
+}
+
+/// The emission options for the grid file `emit.grid`.
+fn emit_options(
+    emit: &EmitArgs,
+    time: &str,
+    image: &str,
+    claim: &str,
+    data_claim: &str,
+) -> Result<fl_cli::sweep::emit::EmitOptions> {
+    let grid = RunGrid::load(&emit.grid)?;
+    if emit.shards == 0 || emit.cpus == 0 {
+        bail!("--shards and --cpus must be at least 1");
+    }
+    let name = grid.file.name.clone();
+    Ok(fl_cli::sweep::emit::EmitOptions {
+        out: emit
+            .out
+            .clone()
+            .unwrap_or_else(|| format!("results/{name}")),
+        name,
+        command: "grid".into(),
+        grid_args: format!("--grid {}", emit.grid.display()),
+        shards: emit.shards,
+        cpus: emit.cpus,
+        time: time.to_string(),
+        image: image.to_string(),
+        claim: claim.to_string(),
+        data_claim: data_claim.to_string(),
+    })
 }
