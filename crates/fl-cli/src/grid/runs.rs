@@ -1,7 +1,8 @@
 //! `fl grid`: any experiment `fl run` can run (training, a poisoning attack, membership
-//! inference, model poisoning), over axes of its config keys. Each cell runs into its own run folder under
-//! `runs/<id>/` (config, metrics, summary, plots, as `fl run` writes them); its record is the
-//! run's `summary.json` with the cell's axis labels; `table.csv` and `table.md` are the report.
+//! inference, model poisoning), over axes of its config keys. Each cell runs into its own run
+//! folder under `runs/<id>/` (config, metrics, summary, plots, as `fl run` writes them); its
+//! record is the run's `summary.json` with the cell's axis labels. The report: `table.csv`,
+//! `table.md`, the grid's heat maps and `baseline.md`.
 
 use super::axes::{Axis, Expanded, Point, expand};
 use super::store::{GridDir, Manifest};

@@ -1,6 +1,7 @@
 //! Scripts that run a grid's shards on a cluster: a Slurm array job and a Kubernetes
 //! indexed Job. Each task runs `fl sweep ... --shard i/N` (or `fl grid ...`) into its own
-//! folder; `fl sweep merge` (`fl grid merge`) joins the folders afterwards. A task that is retried resumes: finished cells are skipped.
+//! folder; `fl sweep merge` (`fl grid merge`) joins the folders afterwards. A task that is
+//! retried resumes: finished cells are skipped.
 
 use std::fmt::Write as _;
 

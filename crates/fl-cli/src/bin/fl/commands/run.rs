@@ -1,6 +1,6 @@
 //! `fl run`: any experiment from one config file, the attack chosen by its `[attack] kind`
-//! (`gan-poison`, `label-flip`, `baseline`, `mia`, `model-poison`), training without one. `fl train` and
-//! `fl attack ...` are its short forms.
+//! (`gan-poison`, `label-flip`, `baseline`, `mia`, `model-poison`), training without one.
+//! `fl train` and `fl attack ...` are its short forms.
 
 use super::attack::{membership, poison};
 use super::train::{TrainArgs, table_of, train};
