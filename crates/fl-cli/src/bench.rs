@@ -424,14 +424,17 @@ pub fn aggregators(sizes: &[usize], dim: usize, reps: usize) -> Result<Vec<Aggre
             round: 1,
             seed: 0,
             global: &global,
+            server: None,
         };
         // Every rule, and every pre-aggregation step before the plain mean.
         let steps: Vec<String> = fl_defense::pre_names()
             .into_iter()
             .map(|p| format!("{p}+fedavg"))
             .collect();
+        // FLTrust is left out: its cost is one local training on the server's root set.
         let names = fl_defense::names()
             .into_iter()
+            .filter(|n| *n != "fltrust")
             .map(String::from)
             .chain(steps);
         for name in names {

@@ -82,6 +82,7 @@ fn aggregate(rule: &mut dyn Aggregator, v: &[Vec<f32>]) -> Vec<f32> {
         round: 1,
         seed: 1,
         global: &global,
+        server: None,
     };
     rule.aggregate(&round, &updates).unwrap().delta
 }
@@ -98,6 +99,7 @@ fn crafted(attack: &mut dyn Craft, v: &[Vec<f32>], malicious: usize) -> Vec<f32>
                 global: &global,
                 malicious,
                 client: 0,
+                server: None,
             },
         )
         .unwrap()

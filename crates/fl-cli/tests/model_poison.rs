@@ -164,6 +164,25 @@ fn a_robust_rule_drops_what_it_catches_and_the_records_say_so() {
         assert_eq!(r["malicious_kept"], 1, "{r}");
         assert!(r["strength"].as_f64().unwrap() > 0.0, "{r}");
     }
+    // FLTrust with a root set of 100 samples the clients do not hold: the flipped updates
+    // point against the server's own update, get no trust, and are dropped every round.
+    let rows = run(
+        &tmp.path().join("fltrust"),
+        &[
+            "attack.method=sign-flip",
+            "aggregator=fltrust",
+            "server_samples=100",
+        ],
+    );
+    for r in &rows[1..] {
+        assert_eq!(r["malicious_kept"], 0, "{r}");
+        assert!(
+            r["server"]["server_update_norm"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+    }
+    let config = std::fs::read_to_string(tmp.path().join("fltrust/config.toml")).unwrap();
+    assert!(config.contains("server_samples = 100"), "{config}");
     // Bad attack parameters are refused before anything runs, naming the key.
     let o = fl(&[
         "run",

@@ -57,6 +57,12 @@ pub struct FedConfig {
     /// pooled, a reserve held out, equal shares (absent: the usual splits).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolConfig>,
+    /// Samples of the training distribution the server holds (a root set, for rules whose
+    /// papers give the server data, such as FLTrust): drawn from the training split outside
+    /// every client's share (with `[pool]`: from the reserve) by `stream(seed,
+    /// "server-data")`. 0 (the default, not written to configs): none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub server_samples: usize,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -84,6 +90,7 @@ impl Default for FedConfig {
             seed: 0,
             max_delay: 0,
             pool: None,
+            server_samples: 0,
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct Prepared {
     pub spec: ModelSpec,
     /// With `[pool]`: the reserve held out of the clients and the test set.
     pub reserve: Option<Dataset>,
+    /// The server's samples (`server_samples`), if any.
+    pub server: Option<Dataset>,
 }
 
 impl Prepared {
@@ -71,6 +73,16 @@ impl Prepared {
             test = test.subset(&(0..n).collect::<Vec<_>>());
         }
         let spec = Self::spec_of(config)?;
+        let server = match config.server_samples {
+            0 => None,
+            n => Some(server_samples(
+                n,
+                &train,
+                &parts,
+                reserve.as_ref(),
+                config.seed,
+            )?),
+        };
         Ok(Self {
             config: config.clone(),
             train,
@@ -78,6 +90,7 @@ impl Prepared {
             parts,
             spec,
             reserve,
+            server,
         })
     }
 
@@ -123,14 +136,48 @@ impl Prepared {
         participants: Vec<Box<dyn Participant>>,
         aggregator: Box<dyn Aggregator>,
     ) -> Result<Federation> {
-        Federation::new(
+        let f = Federation::new(
             self.config.clone(),
             self.spec.clone(),
             participants,
             aggregator,
             LocalData::all(&self.test),
-        )
+        )?;
+        Ok(match &self.server {
+            Some(d) => f.with_server_data(LocalData::all(d)),
+            None => f,
+        })
     }
+}
+
+/// `n` samples for the server: from `reserve` when there is one, else from the training
+/// samples no client holds, in the order of `stream(seed, "server-data")`.
+fn server_samples(
+    n: usize,
+    train: &Dataset,
+    parts: &[Vec<usize>],
+    reserve: Option<&Dataset>,
+    seed: u64,
+) -> Result<Dataset> {
+    use rand::seq::SliceRandom;
+    let (source, mut free): (&Dataset, Vec<usize>) = match reserve {
+        Some(r) => (r, (0..r.len()).collect()),
+        None => {
+            let mut held = vec![false; train.len()];
+            parts.iter().flatten().for_each(|&i| held[i] = true);
+            (train, (0..train.len()).filter(|&i| !held[i]).collect())
+        }
+    };
+    if free.len() < n {
+        return Err(crate::CoreError::Config(format!(
+            "server_samples = {n}, but only {} samples are outside the clients' shares",
+            free.len()
+        )));
+    }
+    free.shuffle(&mut fl_data::rng::stream(seed, "server-data", &[]));
+    free.truncate(n);
+    free.sort_unstable();
+    Ok(source.subset(&free))
 }
 
 /// A plain federated run: every client honest, the configured aggregator.

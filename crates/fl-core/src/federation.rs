@@ -75,6 +75,7 @@ pub struct Federation {
     /// The global models at the start of the last `max_delay` rounds, newest first.
     recent: VecDeque<Vec<f32>>,
     test: LocalData,
+    server: Option<LocalData>,
     round: usize,
 }
 
@@ -119,8 +120,16 @@ impl Federation {
             global,
             recent: VecDeque::new(),
             test,
+            server: None,
             round: 0,
         })
+    }
+
+    /// The run with `data` held by the server (the rule sees it in
+    /// [`ServerRound::server`](crate::ServerRound)).
+    pub fn with_server_data(mut self, data: LocalData) -> Self {
+        self.server = Some(data);
+        self
     }
 
     /// The global parameters now.
@@ -261,6 +270,11 @@ impl Federation {
             round,
             seed: self.config.seed,
             global: &self.global,
+            server: self.server.as_ref().map(|data| crate::update::ServerData {
+                data,
+                spec: &self.spec,
+                train: &self.config.train,
+            }),
         };
         let agg = self.aggregator.aggregate(&server_round, &updates)?;
         if let Some(i) = agg.delta.iter().position(|x| !x.is_finite()) {

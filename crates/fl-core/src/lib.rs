@@ -51,4 +51,4 @@ pub use device::{DeviceKind, DeviceMemory};
 pub use error::{CoreError, Result};
 pub use federation::{Federation, RoundMetrics};
 pub use participant::{BenignClient, Participant, RoundContext};
-pub use update::{Aggregate, Aggregator, FedAvg, ServerRound, Update};
+pub use update::{Aggregate, Aggregator, FedAvg, ServerData, ServerRound, Update};

@@ -25,6 +25,32 @@ pub struct ServerRound<'a> {
     pub seed: u64,
     /// The global parameters the round started from (before this round's step).
     pub global: &'a [f32],
+    /// The data the server holds, where the run gives it some (`server_samples`), with what
+    /// it needs to train on it.
+    pub server: Option<ServerData<'a>>,
+}
+
+/// The server's own data (a root set) and the model and local-training parameters of the
+/// run, for rules that train on it (FLTrust).
+#[derive(Clone, Copy)]
+pub struct ServerData<'a> {
+    /// The samples.
+    pub data: &'a crate::data::LocalData,
+    /// The run's model.
+    pub spec: &'a crate::train::ModelSpec,
+    /// The run's local-training parameters.
+    pub train: &'a crate::train::TrainConfig,
+}
+
+impl std::fmt::Debug for ServerData<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ServerData({} samples, {:?})",
+            self.data.len(),
+            self.spec.kind
+        )
+    }
 }
 
 /// The server's result for one round.
@@ -146,6 +172,7 @@ mod tests {
             round: 1,
             seed: 0,
             global: &[],
+            server: None,
         };
         FedAvg.aggregate(&round, updates)
     }

@@ -665,3 +665,76 @@ fn unknown_aggregator_and_missing_data_are_clear_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn the_server_holds_samples_no_client_holds_and_the_rule_sees_them() {
+    use fl_core::experiment::Prepared;
+    let cfg = FedConfig {
+        server_samples: 50,
+        ..small_config()
+    };
+    let p = Prepared::load(&cfg).unwrap();
+    let server = p.server.as_ref().unwrap();
+    assert_eq!(server.len(), 50);
+    // None of them is a client's: compare images byte for byte against every client's.
+    let held: std::collections::HashSet<&[u8]> = p
+        .parts
+        .iter()
+        .flatten()
+        .map(|&i| &p.train.images[i * 784..(i + 1) * 784])
+        .collect();
+    for k in 0..server.len() {
+        assert!(!held.contains(&server.images[k * 784..(k + 1) * 784]));
+    }
+    // Seeded: the same samples again; another seed, others.
+    let again = Prepared::load(&cfg).unwrap();
+    assert_eq!(again.server.as_ref().unwrap().images, server.images);
+    let other = Prepared::load(&FedConfig {
+        seed: 4,
+        ..cfg.clone()
+    })
+    .unwrap();
+    assert_ne!(other.server.as_ref().unwrap().images, server.images);
+    // The rule of the run gets them every round.
+    struct Sees(Arc<Mutex<Vec<usize>>>);
+    impl Aggregator for Sees {
+        fn aggregate(
+            &mut self,
+            round: &ServerRound<'_>,
+            updates: &[Update],
+        ) -> fl_core::Result<Aggregate> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(round.server.map_or(0, |s| s.data.len()));
+            fl_core::FedAvg.aggregate(round, updates)
+        }
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut fed = p
+        .federation(p.benign_participants(), Box::new(Sees(seen.clone())))
+        .unwrap();
+    fed.run_round().unwrap();
+    fed.run_round().unwrap();
+    assert_eq!(*seen.lock().unwrap(), [50, 50]);
+    // Too many asked: refused with the count there is.
+    let err = Prepared::load(&FedConfig {
+        server_samples: 100_000,
+        ..small_config()
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("server_samples = 100000"), "{err}");
+    // Not written to configs that do not ask for it (so their hashes do not change).
+    assert!(
+        !serde_json::to_string(&small_config())
+            .unwrap()
+            .contains("server_samples")
+    );
+    assert!(
+        serde_json::to_string(&cfg)
+            .unwrap()
+            .contains("\"server_samples\":50")
+    );
+}

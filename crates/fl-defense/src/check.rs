@@ -49,6 +49,7 @@ pub(crate) mod testing {
             round: 1,
             seed: 0,
             global: &[],
+            server: None,
         }
     }
 }

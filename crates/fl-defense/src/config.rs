@@ -10,6 +10,7 @@ use crate::bucketing::Bucketing;
 use crate::bulyan::Bulyan;
 use crate::centered_clip::CenteredClipParams;
 use crate::dnc::Dnc;
+use crate::fltrust::FlTrust;
 use crate::foolsgold::FoolsGoldParams;
 use crate::geomed::GeoMed;
 use crate::mix::{Composed, PreParams};
@@ -98,6 +99,10 @@ pub const RULES: &[Rule] = &[
     Rule::of::<Dnc>(
         "dnc",
         "updates far along the top singular direction of random coordinates dropped (DnC)",
+    ),
+    Rule::of::<FlTrust>(
+        "fltrust",
+        "updates weighted by their cosine with the server's update on its root set (FLTrust)",
     ),
     Rule::of::<FoolsGoldParams>(
         "foolsgold",

@@ -12,6 +12,8 @@
 //!   selection, then a trimmed mean around the median, [`bulyan`]);
 //! - spectral: [`Dnc`] (Divide-and-Conquer: updates far along the top singular direction of
 //!   random coordinate subsets dropped, [`dnc`]);
+//! - server data: [`FlTrust`] (trust from each update's cosine with the server's own update on
+//!   its root set, `ServerRound::server`, [`fltrust`]);
 //! - history: [`FoolsGold`] (Sybils whose summed updates point alike are down-weighted, a
 //!   rule with state, [`foolsgold`]);
 //! - pre-aggregation, composed with any rule by name (`"nnm+krum"`, [`mix`]): [`Nnm`]
@@ -33,7 +35,7 @@
 //!     .enumerate()
 //!     .map(|(k, &v)| Update { client: k, delta: vec![v], num_samples: 10, train_loss: 0.0 })
 //!     .collect();
-//! let round = ServerRound { round: 1, seed: 7, global: &[0.0] };
+//! let round = ServerRound { round: 1, seed: 7, global: &[0.0], server: None };
 //! assert_eq!(rule.aggregate(&round, &ups).unwrap().delta, vec![2.0]);
 //! ```
 
@@ -43,6 +45,7 @@ pub mod centered_clip;
 mod check;
 pub mod config;
 pub mod dnc;
+pub mod fltrust;
 pub mod foolsgold;
 pub mod geomed;
 pub mod mix;
@@ -56,6 +59,7 @@ pub use config::{DefenseConfig, PRE, Pre, RULES, Rule, RuleParams, names, pre_na
 pub use dnc::Dnc;
 /// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
 pub use fl_core::geometry;
+pub use fltrust::FlTrust;
 pub use foolsgold::{FoolsGold, FoolsGoldParams};
 pub use geomed::GeoMed;
 pub use mix::{Composed, Mixed, PreAggregator, PreParams};

@@ -120,6 +120,8 @@ impl ModelPoisoning {
                     .filter(|&&c| c < self.config.malicious)
                     .count(),
                 client,
+                // The attacker does not hold the server's own data.
+                server: None,
             },
         )?;
         let mean = super::mean(&benign);

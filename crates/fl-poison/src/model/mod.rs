@@ -50,6 +50,9 @@ pub struct CraftContext<'a> {
     pub malicious: usize,
     /// The client asking (for attacks that craft one vector per client).
     pub client: usize,
+    /// The server's data as the rule sees it (an attacker simulating a rule that uses it is
+    /// granted it: the omniscient threat model).
+    pub server: Option<fl_core::update::ServerData<'a>>,
 }
 
 /// A model-poisoning attack: the malicious update from the round's benign updates.
@@ -118,6 +121,7 @@ impl<'a> RuleCopy<'a> {
                 round: ctx.round,
                 seed: ctx.seed,
                 global: ctx.global,
+                server: ctx.server,
             },
             updates,
             benign: benign.len(),
@@ -208,6 +212,7 @@ pub(crate) mod tests {
             global: &[],
             malicious: 2,
             client: 0,
+            server: None,
         }
     }
 
