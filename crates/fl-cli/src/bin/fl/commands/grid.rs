@@ -1,6 +1,7 @@
 //! `fl grid`: any experiment over axes of its config keys (resumable, sharded, claimed), its
 //! table, shard merging and cluster scripts.
 
+use super::cluster::{K8sArgs, MergeArgs, SlurmArgs};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use fl_cli::grid::runs::{AxisFile, RunGrid, RunGridFile, RunRecord, run_grid, write_report};
@@ -54,17 +55,7 @@ pub struct GridArgs {
 #[derive(Subcommand)]
 pub enum GridAction {
     /// Join shard folders into one (refusing cells of another configuration).
-    Merge {
-        /// The merged folder.
-        #[arg(long)]
-        out: PathBuf,
-        /// Shard folders.
-        #[arg(required = true)]
-        shards: Vec<PathBuf>,
-        /// Write the table of the merged folder.
-        #[arg(long)]
-        report: bool,
-    },
+    Merge(MergeArgs),
     /// Write table.csv, table.md, the heat maps and baseline.md of a grid folder.
     Report {
         /// The grid folder.
@@ -74,23 +65,15 @@ pub enum GridAction {
     EmitSlurm {
         #[command(flatten)]
         emit: EmitArgs,
-        /// Time limit per task.
-        #[arg(long, default_value = "08:00:00")]
-        time: String,
+        #[command(flatten)]
+        slurm: SlurmArgs,
     },
     /// Print a Kubernetes indexed Job that runs the grid's shards.
     EmitK8s {
         #[command(flatten)]
         emit: EmitArgs,
-        /// Container image with `fl` on its PATH.
-        #[arg(long)]
-        image: String,
-        /// Persistent volume claim for the results (mounted at /results).
-        #[arg(long, default_value = "fl-results")]
-        claim: String,
-        /// Persistent volume claim holding the datasets (mounted at /data).
-        #[arg(long, default_value = "fl-datasets")]
-        data_claim: String,
+        #[command(flatten)]
+        k8s: K8sArgs,
     },
 }
 
@@ -160,15 +143,11 @@ fn grid_of(args: &GridArgs) -> Result<RunGrid> {
 /// Runs `fl grid` and its actions.
 pub fn run(args: GridArgs) -> Result<()> {
     match &args.action {
-        Some(GridAction::Merge {
-            out,
-            shards,
-            report,
-        }) => {
-            let n = fl_cli::grid::merge::<RunRecord>(out, shards, &["grid.toml"])?;
-            println!("{n} cells in {}", out.display());
-            if *report {
-                println!("table: {}", write_report(out)?.display());
+        Some(GridAction::Merge(m)) => {
+            let n = fl_cli::grid::merge::<RunRecord>(&m.out, &m.shards, &["grid.toml"])?;
+            println!("{n} cells in {}", m.out.display());
+            if m.report {
+                println!("table: {}", write_report(&m.out)?.display());
             }
             Ok(())
         }
@@ -176,23 +155,14 @@ pub fn run(args: GridArgs) -> Result<()> {
             println!("table: {}", write_report(dir)?.display());
             Ok(())
         }
-        Some(GridAction::EmitSlurm { emit, time }) => {
-            print!(
-                "{}",
-                fl_cli::sweep::emit::slurm(&emit_options(emit, time, "", "", "")?)
-            );
+        Some(GridAction::EmitSlurm { emit, slurm }) => {
+            let o = emit_options(emit, &slurm.time, None)?;
+            print!("{}", fl_cli::sweep::emit::slurm(&o));
             Ok(())
         }
-        Some(GridAction::EmitK8s {
-            emit,
-            image,
-            claim,
-            data_claim,
-        }) => {
-            print!(
-                "{}",
-                fl_cli::sweep::emit::k8s(&emit_options(emit, "", image, claim, data_claim)?)
-            );
+        Some(GridAction::EmitK8s { emit, k8s }) => {
+            let o = emit_options(emit, "", Some(k8s))?;
+            print!("{}", fl_cli::sweep::emit::k8s(&o));
             Ok(())
         }
         None => {
@@ -279,14 +249,15 @@ fn list(grid: &RunGrid, out: &std::path::Path, shard: Option<Shard>) -> Result<(
 fn emit_options(
     emit: &EmitArgs,
     time: &str,
-    image: &str,
-    claim: &str,
-    data_claim: &str,
+    k8s: Option<&K8sArgs>,
 ) -> Result<fl_cli::sweep::emit::EmitOptions> {
     let grid = RunGrid::load(&emit.grid)?;
     if emit.shards == 0 || emit.cpus == 0 {
         bail!("--shards and --cpus must be at least 1");
     }
+    let (image, claim, data_claim) = k8s.map_or(("", "", ""), |k| {
+        (k.image.as_str(), k.claim.as_str(), k.data_claim.as_str())
+    });
     let name = grid.file.name.clone();
     Ok(fl_cli::sweep::emit::EmitOptions {
         out: emit

@@ -2,6 +2,7 @@
 
 pub mod attack;
 pub mod bench;
+pub mod cluster;
 pub mod demo;
 pub mod experiment;
 pub mod grid;

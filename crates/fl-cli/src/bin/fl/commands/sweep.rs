@@ -1,6 +1,7 @@
 //! `fl sweep`: run a grid (resumable, sharded), merge shards, write the report, emit cluster
 //! scripts.
 
+use super::cluster::{K8sArgs, MergeArgs, SlurmArgs};
 use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -58,17 +59,7 @@ pub struct GridArgs {
 #[derive(Subcommand)]
 pub enum SweepAction {
     /// Join shard folders into one (refusing cells of another configuration).
-    Merge {
-        /// The merged folder.
-        #[arg(long)]
-        out: PathBuf,
-        /// Shard folders.
-        #[arg(required = true)]
-        shards: Vec<PathBuf>,
-        /// Write the report of the merged folder.
-        #[arg(long)]
-        report: bool,
-    },
+    Merge(MergeArgs),
     /// Write the report (matrices, heat maps, histogram, tests, report.md) of a sweep folder.
     Report {
         /// The sweep folder.
@@ -78,23 +69,15 @@ pub enum SweepAction {
     EmitSlurm {
         #[command(flatten)]
         emit: EmitArgs,
-        /// Time limit per task.
-        #[arg(long, default_value = "08:00:00")]
-        time: String,
+        #[command(flatten)]
+        slurm: SlurmArgs,
     },
     /// Print a Kubernetes indexed Job that runs the grid's shards.
     EmitK8s {
         #[command(flatten)]
         emit: EmitArgs,
-        /// Container image with `fl` on its PATH.
-        #[arg(long)]
-        image: String,
-        /// Persistent volume claim for the results (mounted at /results).
-        #[arg(long, default_value = "fl-results")]
-        claim: String,
-        /// Persistent volume claim holding the datasets (mounted at /data).
-        #[arg(long, default_value = "fl-datasets")]
-        data_claim: String,
+        #[command(flatten)]
+        k8s: K8sArgs,
     },
 }
 
@@ -135,15 +118,11 @@ fn grid_of(args: &GridArgs) -> Result<fl_cli::sweep::Grid> {
 pub fn run(args: SweepArgs) -> Result<()> {
     use fl_cli::sweep::{FULL_GRID_CELLS, GridOptions, emit};
     match args.action {
-        Some(SweepAction::Merge {
-            out,
-            shards,
-            report,
-        }) => {
-            let n = fl_cli::sweep::store::merge(&out, &shards)?;
-            println!("{n} cells in {}", out.display());
-            if report {
-                let md = fl_cli::sweep::report_dir(&out)?;
+        Some(SweepAction::Merge(m)) => {
+            let n = fl_cli::sweep::store::merge(&m.out, &m.shards)?;
+            println!("{n} cells in {}", m.out.display());
+            if m.report {
+                let md = fl_cli::sweep::report_dir(&m.out)?;
                 println!("report: {}", md.display());
             }
             Ok(())
@@ -153,26 +132,12 @@ pub fn run(args: SweepArgs) -> Result<()> {
             println!("report: {}", md.display());
             Ok(())
         }
-        Some(SweepAction::EmitSlurm { emit: e, time }) => {
-            print!("{}", emit::slurm(&emit_options(&e, time, "", "", "")?));
+        Some(SweepAction::EmitSlurm { emit: e, slurm }) => {
+            print!("{}", emit::slurm(&emit_options(&e, &slurm.time, None)?));
             Ok(())
         }
-        Some(SweepAction::EmitK8s {
-            emit: e,
-            image,
-            claim,
-            data_claim,
-        }) => {
-            print!(
-                "{}",
-                emit::k8s(&emit_options(
-                    &e,
-                    String::new(),
-                    &image,
-                    &claim,
-                    &data_claim
-                )?)
-            );
+        Some(SweepAction::EmitK8s { emit: e, k8s }) => {
+            print!("{}", emit::k8s(&emit_options(&e, "", Some(&k8s))?));
             Ok(())
         }
         None => {
@@ -238,10 +203,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
 
 fn emit_options(
     e: &EmitArgs,
-    time: String,
-    image: &str,
-    claim: &str,
-    data_claim: &str,
+    time: &str,
+    k8s: Option<&K8sArgs>,
 ) -> Result<fl_cli::sweep::emit::EmitOptions> {
     let (name, grid_args) = match &e.grid {
         Some(p) => (
@@ -256,6 +219,9 @@ fn emit_options(
     if e.shards == 0 || e.cpus == 0 {
         anyhow::bail!("--shards and --cpus must be at least 1");
     }
+    let (image, claim, data_claim) = k8s.map_or(("", "", ""), |k| {
+        (k.image.as_str(), k.claim.as_str(), k.data_claim.as_str())
+    });
     Ok(fl_cli::sweep::emit::EmitOptions {
         out: e.out.clone().unwrap_or_else(|| format!("results/{name}")),
         name,
@@ -263,7 +229,7 @@ fn emit_options(
         grid_args,
         shards: e.shards,
         cpus: e.cpus,
-        time,
+        time: time.to_string(),
         image: image.to_string(),
         claim: claim.to_string(),
         data_claim: data_claim.to_string(),
