@@ -49,6 +49,14 @@ pub fn pairwise_indices(n: usize, f: impl Fn(usize, usize) -> f64) -> Vec<Vec<f6
     m
 }
 
+/// The coordinate-wise mean of `v` with equal weights (sums in f64); `v` must not be empty.
+pub fn mean(v: &[&[f32]]) -> Vec<f32> {
+    let n = v.len() as f64;
+    (0..v[0].len())
+        .map(|i| (v.iter().map(|x| x[i] as f64).sum::<f64>() / n) as f32)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,9 @@
 //! `aggregator = "bucketing+<rule>"`.
 
 use crate::check::at_least_one;
-use crate::mix::{Mixed, PreAggregator, PreParams, mean_of};
+use crate::mix::{Mixed, PreAggregator, PreParams};
 use fl_core::error::Result;
+use fl_core::geometry::mean;
 use fl_core::{ServerRound, Update};
 use fl_data::rng::stream;
 use rand::seq::SliceRandom;
@@ -42,7 +43,7 @@ impl PreAggregator for Bucketing {
         Ok(order
             .chunks(self.s)
             .map(|bucket| {
-                let delta = mean_of(
+                let delta = mean(
                     &bucket
                         .iter()
                         .map(|&i| updates[i].delta.as_slice())

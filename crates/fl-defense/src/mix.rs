@@ -93,11 +93,3 @@ impl Aggregator for Composed {
         Ok(Aggregate { kept, ..inner })
     }
 }
-
-/// The mean of `v` (f64 sums), equal weights.
-pub(crate) fn mean_of(v: &[&[f32]]) -> Vec<f32> {
-    let n = v.len() as f64;
-    (0..v[0].len())
-        .map(|i| (v.iter().map(|x| x[i] as f64).sum::<f64>() / n) as f32)
-        .collect()
-}

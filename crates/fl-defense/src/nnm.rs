@@ -4,8 +4,9 @@
 //! ties by client id). A pre-aggregation step: `aggregator = "nnm+<rule>"`.
 
 use crate::check::at_least_one;
-use crate::mix::{Mixed, PreAggregator, PreParams, mean_of};
+use crate::mix::{Mixed, PreAggregator, PreParams};
 use fl_core::error::{CoreError, Result};
+use fl_core::geometry::mean;
 use fl_core::geometry::sq_distance;
 use fl_core::{ServerRound, Update};
 use serde::{Deserialize, Serialize};
@@ -50,7 +51,7 @@ impl PreAggregator for Nnm {
                     .collect();
                 order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
                 let mut from: Vec<usize> = order[..k].iter().map(|p| p.1).collect();
-                let delta = mean_of(
+                let delta = mean(
                     &from
                         .iter()
                         .map(|&j| updates[j].delta.as_slice())

@@ -156,13 +156,7 @@ impl Drop for RuleCopy<'_> {
     }
 }
 
-/// The coordinate-wise mean (f64 sums) of `v`.
-pub fn mean(v: &[&[f32]]) -> Vec<f32> {
-    let n = v.len() as f64;
-    (0..v[0].len())
-        .map(|i| (v.iter().map(|x| x[i] as f64).sum::<f64>() / n) as f32)
-        .collect()
-}
+pub use fl_core::geometry::mean;
 
 /// The coordinate-wise sample standard deviation (n - 1 in the denominator) of `v`.
 pub fn std(v: &[&[f32]]) -> Vec<f32> {
