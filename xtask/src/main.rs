@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use fl_data::fetch::{self, Outcome, Progress};
 use fl_data::idx::write_idx;
-use fl_data::{Dataset, DatasetKind, NUM_CLASSES, Split};
+use fl_data::{Dataset, DatasetKind, Split};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -157,8 +157,8 @@ fn download(dataset: &str, from: Option<&Path>, data_dir: &Path, offline: bool) 
 }
 
 /// The first `per_class` indices of every class, in dataset order.
-fn balanced(labels: &[u8], per_class: usize) -> Result<Vec<usize>> {
-    let mut taken = [0usize; NUM_CLASSES];
+fn balanced(labels: &[u8], classes: usize, per_class: usize) -> Result<Vec<usize>> {
+    let mut taken = vec![0usize; classes];
     let idx: Vec<usize> = labels
         .iter()
         .enumerate()
@@ -181,12 +181,12 @@ fn fixtures(data_dir: &Path, out: &Path, train_pc: usize, test_pc: usize) -> Res
         for (split, per) in [(Split::Train, train_pc), (Split::Test, test_pc)] {
             let full = Dataset::load(data_dir, kind, split)
                 .with_context(|| format!("fixtures are made from the full {kind} data"))?;
-            let sub = full.subset(&balanced(&full.labels, per)?);
+            let sub = full.subset(&balanced(&full.labels, full.classes(), per)?);
             let (img, lbl) = kind.split_files(split);
             let dir = out.join(kind.name());
             write_idx(
                 &dir.join(format!("{}.gz", img.name)),
-                &[sub.len(), sub.rows, sub.cols],
+                &[sub.len(), sub.shape.height, sub.shape.width],
                 &sub.images,
                 true,
             )?;
@@ -199,7 +199,10 @@ fn fixtures(data_dir: &Path, out: &Path, train_pc: usize, test_pc: usize) -> Res
             for (name, bytes) in [
                 (
                     img.name,
-                    fl_data::idx::encode_idx(&[sub.len(), sub.rows, sub.cols], &sub.images),
+                    fl_data::idx::encode_idx(
+                        &[sub.len(), sub.shape.height, sub.shape.width],
+                        &sub.images,
+                    ),
                 ),
                 (
                     lbl.name,

@@ -8,10 +8,9 @@ use crate::summary::Summary;
 use crate::train::draw_curves;
 use anyhow::{Context, Result};
 use fl_core::FedConfig;
-use fl_core::data::PIXELS;
-use fl_data::NUM_CLASSES;
 use fl_data::rng::stream;
 use fl_defense::DefenseConfig;
+use fl_gan::generator::IMAGE;
 use fl_gan::oracle::{Oracle, OracleRecipe};
 use fl_poison::{
     Adversary, AttackConfig, AttackMethod, AttackRoundMetrics, AttackRun, AttackSummary,
@@ -113,7 +112,14 @@ pub fn run(
 
     let (summary, samples) = conclude(&run, &effective, &rows, oracle.as_ref());
     if let Some(images) = &samples {
-        fl_gan::grid::write_png(&dir.file("samples.png"), images, GRID, GRID, GRID_SCALE)?;
+        fl_gan::grid::write_png(
+            &dir.file("samples.png"),
+            images,
+            IMAGE,
+            GRID,
+            GRID,
+            GRID_SCALE,
+        )?;
     }
     dir.write_json("summary.json", &summary)?;
     let base: Vec<fl_core::RoundMetrics> = rows.iter().map(|r| r.base.clone()).collect();
@@ -154,7 +160,7 @@ impl RoundHook<Adversary> for Previews {
         {
             let path = dir.file(&format!("samples/round-{:03}.png", m.base.round));
             std::fs::create_dir_all(path.parent().expect("has a parent"))?;
-            fl_gan::grid::write_png(&path, &images, GRID, GRID, GRID_SCALE)?;
+            fl_gan::grid::write_png(&path, &images, IMAGE, GRID, GRID, GRID_SCALE)?;
         }
         Ok(())
     }
@@ -308,7 +314,7 @@ pub fn reconstruct(
         let a = AttackConfig {
             method: AttackMethod::Gan,
             generate: g,
-            target: (g + 1) % NUM_CLASSES,
+            target: (g + 1) % fed.dataset.classes(),
             poison: false,
             fake_class: true,
             boost: 1.0,
@@ -319,7 +325,7 @@ pub fn reconstruct(
         let images = done
             .samples
             .context("the reconstruction run produced no generator samples")?;
-        grid.extend_from_slice(&images[..ROW * PIXELS]);
+        grid.extend_from_slice(&images[..ROW * IMAGE.pixels()]);
         rows.push(Reconstruction {
             class: g,
             name: names[g].to_string(),
@@ -330,6 +336,7 @@ pub fn reconstruct(
     fl_gan::grid::write_png(
         &dir.file("reconstructions.png"),
         &grid,
+        IMAGE,
         classes.len(),
         ROW,
         GRID_SCALE,

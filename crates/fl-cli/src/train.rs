@@ -46,6 +46,7 @@ pub fn run(
     tracing::info!(
         parameters,
         clients = config.clients,
+        trainer = fed.spec().trainer().name(),
         "starting {}",
         config.name
     );

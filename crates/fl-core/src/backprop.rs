@@ -10,7 +10,7 @@
 
 use crate::inference::{im2col, linear, linear_relu, take};
 use crate::matmul::matmul;
-use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, ModelKind, POOLED1, SIDE};
+use crate::model::{CONV1, CONV2, Dims, HIDDEN, KERNEL, Kernels};
 use crate::train::{OptimizerKind, TrainConfig};
 use serde::{Deserialize, Serialize};
 
@@ -20,24 +20,19 @@ use serde::{Deserialize, Serialize};
 /// depth of long products blocked by the shapes, not by the machine's cache sizes.
 pub const KERNEL_REVISION: u32 = 2;
 
-/// Gradient of the mean cross-entropy of `labels` over the batch `images` (n x 784 values)
-/// with respect to the flat `params`, written into `grad` (same layout); returns the loss.
+/// Gradient of the mean cross-entropy of `labels` over the batch `images` (images of
+/// `dims.image`) with respect to the flat `params`, by the architecture's `kernels`, written
+/// into `grad` (same layout); returns the loss.
 pub fn gradient(
-    kind: ModelKind,
-    outputs: usize,
+    kernels: &Kernels,
+    dims: &Dims,
     params: &[f32],
     images: &[f32],
     labels: &[u8],
     grad: &mut [f32],
 ) -> f32 {
     assert_eq!(params.len(), grad.len());
-    match kind {
-        ModelKind::Cnn => cnn_gradient(params, outputs, images, labels, grad),
-        ModelKind::Mlp | ModelKind::MlpWide => {
-            let hidden = kind.mlp_hidden().expect("an MLP");
-            mlp_gradient(params, hidden, outputs, images, labels, grad)
-        }
-    }
+    (kernels.gradient)(dims, params, images, labels, grad)
 }
 
 /// Splits `grad` into consecutive mutable slices of the given lengths.
@@ -47,47 +42,53 @@ fn take_mut<'a>(grad: &mut &'a mut [f32], len: usize) -> &'a mut [f32] {
     head
 }
 
-fn cnn_gradient(
+/// `cnn`'s training step (see [`gradient`]).
+pub(crate) fn cnn_gradient(
+    d: &Dims,
     mut p: &[f32],
-    outputs: usize,
     images: &[f32],
     labels: &[u8],
     mut g: &mut [f32],
 ) -> f32 {
+    let (cin, outputs, side) = (d.image.channels, d.outputs, d.image.height);
+    let (pooled1, flat) = d.cnn().expect("dimensions the cnn kernels support");
     let b = labels.len();
     let k = KERNEL;
-    let (w1, b1) = (take(&mut p, CONV1 * k * k), take(&mut p, CONV1));
+    let (w1, b1) = (take(&mut p, CONV1 * cin * k * k), take(&mut p, CONV1));
     let (w2, b2) = (take(&mut p, CONV2 * CONV1 * k * k), take(&mut p, CONV2));
-    let (w3, b3) = (take(&mut p, FLAT * HIDDEN), take(&mut p, HIDDEN));
+    let (w3, b3) = (take(&mut p, flat * HIDDEN), take(&mut p, HIDDEN));
     let (w4, b4) = (take(&mut p, HIDDEN * outputs), take(&mut p, outputs));
-    let (gw1, gb1) = (take_mut(&mut g, CONV1 * k * k), take_mut(&mut g, CONV1));
+    let (gw1, gb1) = (
+        take_mut(&mut g, CONV1 * cin * k * k),
+        take_mut(&mut g, CONV1),
+    );
     let (gw2, gb2) = (
         take_mut(&mut g, CONV2 * CONV1 * k * k),
         take_mut(&mut g, CONV2),
     );
-    let (gw3, gb3) = (take_mut(&mut g, FLAT * HIDDEN), take_mut(&mut g, HIDDEN));
+    let (gw3, gb3) = (take_mut(&mut g, flat * HIDDEN), take_mut(&mut g, HIDDEN));
     let (gw4, gb4) = (
         take_mut(&mut g, HIDDEN * outputs),
         take_mut(&mut g, outputs),
     );
 
     // Forward, keeping what backward needs.
-    let conv1 = Conv::new(b, 1, SIDE, CONV1, k);
-    let cols1 = im2col(images, b, 1, SIDE, k);
+    let conv1 = Conv::new(b, cin, side, CONV1, k);
+    let cols1 = im2col(images, b, cin, side, k);
     let c1 = conv1.forward(&cols1, w1, b1);
     let (a1, arg1) = pool_relu(&c1, b, CONV1, conv1.o);
-    let conv2 = Conv::new(b, CONV1, POOLED1, CONV2, k);
-    let cols2 = im2col(&a1, b, CONV1, POOLED1, k);
+    let conv2 = Conv::new(b, CONV1, pooled1, CONV2, k);
+    let cols2 = im2col(&a1, b, CONV1, pooled1, k);
     let c2 = conv2.forward(&cols2, w2, b2);
-    let (a2, arg2) = pool_relu(&c2, b, CONV2, conv2.o); // [b, FLAT] in burn's order
-    let a3 = linear_relu(&a2, b, FLAT, w3, b3, HIDDEN);
+    let (a2, arg2) = pool_relu(&c2, b, CONV2, conv2.o); // [b, flat] in burn's order
+    let a3 = linear_relu(&a2, b, flat, w3, b3, HIDDEN);
     let z4 = linear(&a3, b, HIDDEN, w4, b4, outputs);
     let (loss, dz4) = softmax_cross_entropy(&z4, labels, outputs);
 
     // Backward.
     let mut dz3 = dense_backward(&a3, b, HIDDEN, outputs, &dz4, w4, gw4, gb4, true);
     relu_backward(&a3, &mut dz3);
-    let mut da2 = dense_backward(&a2, b, FLAT, HIDDEN, &dz3, w3, gw3, gb3, true);
+    let mut da2 = dense_backward(&a2, b, flat, HIDDEN, &dz3, w3, gw3, gb3, true);
     relu_backward(&a2, &mut da2);
     let dc2 = unpool(&da2, &arg2, c2.len());
     let mut da1 = conv2.backward(&cols2, w2, &dc2, gw2, gb2, true);
@@ -97,16 +98,17 @@ fn cnn_gradient(
     loss
 }
 
-fn mlp_gradient(
+/// The training step of an MLP with two hidden layers of `HID` units (see [`gradient`]).
+pub(crate) fn mlp_gradient<const HID: usize>(
+    d: &Dims,
     mut p: &[f32],
-    hid: usize,
-    outputs: usize,
     images: &[f32],
     labels: &[u8],
     mut g: &mut [f32],
 ) -> f32 {
+    let (hid, outputs) = (HID, d.outputs);
     let b = labels.len();
-    let inp = SIDE * SIDE;
+    let inp = d.image.pixels();
     let (w1, b1) = (take(&mut p, inp * hid), take(&mut p, hid));
     let (w2, b2) = (take(&mut p, hid * hid), take(&mut p, hid));
     let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));

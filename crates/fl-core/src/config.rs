@@ -79,7 +79,7 @@ impl Default for FedConfig {
             fraction: 1.0,
             rounds: 20,
             target_accuracy: None,
-            model: ModelKind::Cnn,
+            model: ModelKind::CNN,
             train: TrainConfig::default(),
             partition: PartitionConfig::default(),
             aggregator: "fedavg".into(),
@@ -123,7 +123,8 @@ impl FedConfig {
             return bad(format!("name `{}` must be a plain folder name", self.name));
         }
         self.train.validate()?;
-        self.partition.validate(self.clients)?;
+        self.partition
+            .validate(self.clients, self.dataset.classes())?;
         if let Some(pool) = &self.pool {
             pool.validate(self.clients)?;
             if self.partition != PartitionConfig::default() {

@@ -1,9 +1,7 @@
 //! Evaluation of a model on labelled data: loss, accuracy, per-class accuracy, confusion matrix.
 
-use crate::data::{LocalData, PIXELS};
-use crate::model::SIDE;
-use crate::train::ModelSpec;
-use burn::tensor::{Tensor, TensorData};
+use crate::data::LocalData;
+use crate::train::{ModelSpec, Trainer};
 use serde::{Deserialize, Serialize};
 
 /// Images per forward pass during evaluation.
@@ -56,18 +54,15 @@ impl Evaluation {
 
 /// Logits of every image of `data`, `[len][outputs]` flattened.
 pub fn logits(spec: &ModelSpec, params: &[f32], data: &LocalData) -> Vec<f32> {
-    if let Some(threads) = spec.cpu_kernels {
-        return crate::inference::logits(spec.kind, spec.outputs, params, &data.images, threads);
+    if let Trainer::Kernels { kernels, threads } = spec.trainer() {
+        return crate::inference::logits(kernels, &spec.dims(), params, &data.images, threads);
     }
     let model = spec.inference_model(params);
     let mut out = Vec::with_capacity(data.len() * spec.outputs);
+    let px = data.pixels();
     for start in (0..data.len()).step_by(EVAL_BATCH) {
         let end = (start + EVAL_BATCH).min(data.len());
-        let px = data.images[start * PIXELS..end * PIXELS].to_vec();
-        let x = Tensor::<4>::from_data(
-            TensorData::new(px, [end - start, 1, SIDE, SIDE]),
-            &spec.device,
-        );
+        let x = spec.images(data.images[start * px..end * px].to_vec(), &spec.device);
         out.extend(model.forward(x).into_data().iter::<f32>());
     }
     out

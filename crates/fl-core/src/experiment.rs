@@ -8,7 +8,7 @@ use crate::federation::Federation;
 use crate::participant::{BenignClient, Participant};
 use crate::train::ModelSpec;
 use crate::update::{Aggregator, FedAvg};
-use fl_data::{Dataset, NUM_CLASSES, Split};
+use fl_data::{Dataset, Split};
 
 /// The aggregation rules this crate knows by name: FedAvg only. The robust rules live in
 /// fl-defense (`fl_defense::aggregator`); pass one to [`Experiment::with_aggregator`].
@@ -51,7 +51,7 @@ impl Prepared {
             None => {
                 let parts = config
                     .partition
-                    .validate(config.clients)?
+                    .validate(config.clients, train.classes())?
                     .split(&train.labels, config.seed)?;
                 (train, test, parts, None)
             }
@@ -99,7 +99,8 @@ impl Prepared {
     pub fn spec_of(config: &FedConfig) -> Result<ModelSpec> {
         Ok(ModelSpec {
             kind: config.model,
-            outputs: NUM_CLASSES + 1,
+            shape: config.dataset.shape(),
+            outputs: config.dataset.classes() + 1,
             device: config.device.device()?,
             cpu_kernels: (config.device == crate::DeviceKind::Flex)
                 .then(|| config.worker_threads()),

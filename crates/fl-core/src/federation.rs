@@ -18,9 +18,8 @@ use crate::data::LocalData;
 use crate::error::{CoreError, Result};
 use crate::eval::{Evaluation, evaluate};
 use crate::participant::{Participant, RoundContext};
-use crate::train::ModelSpec;
+use crate::train::{ModelSpec, Trainer};
 use crate::update::{Aggregator, ServerRound, Update};
-use fl_data::NUM_CLASSES;
 use fl_data::rng::stream;
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -104,12 +103,20 @@ impl Federation {
                 )));
             }
         }
-        if config.train.keep_optimizer_state && spec.cpu_kernels.is_none() {
-            return Err(CoreError::Config(
-                "train.keep_optimizer_state needs the CPU kernels (the flex device): burn's \
-                 optimizers are rebuilt for every round's model"
-                    .into(),
-            ));
+        if test.shape != spec.shape {
+            return Err(CoreError::Config(format!(
+                "the test set holds {} images, the model takes {}",
+                test.shape, spec.shape
+            )));
+        }
+        if config.train.keep_optimizer_state && matches!(spec.trainer(), Trainer::Burn) {
+            return Err(CoreError::Config(format!(
+                "train.keep_optimizer_state needs the CPU kernels (the flex device, an \
+                 architecture that has them): `{}` on {} trains through burn, whose optimizers \
+                 are rebuilt for every round's model",
+                spec.kind,
+                config.device.name()
+            )));
         }
         let global = spec.initial_params(config.seed);
         Ok(Self {
@@ -239,7 +246,7 @@ impl Federation {
 
     /// Evaluates the current global model on the test set.
     pub fn evaluate(&self) -> Evaluation {
-        evaluate(&self.spec, &self.global, &self.test, NUM_CLASSES)
+        evaluate(&self.spec, &self.global, &self.test, self.spec.classes())
     }
 
     /// Runs the next round with every client honest (or, for participants that attack, as

@@ -8,45 +8,31 @@
 //! by the same sequence of operations whatever the batch or thread count, and a test checks
 //! that they match burn's forward pass.
 
-use crate::data::PIXELS;
 use crate::matmul::matmul;
-use crate::model::{CONV1, CONV2, FLAT, HIDDEN, KERNEL, ModelKind, POOLED1, SIDE};
+use crate::model::{CONV1, CONV2, Dims, HIDDEN, KERNEL, Kernels};
 
 /// Images per patch block (bounds the scratch memory: 25 x 64 x 576 floats for conv1).
 const BLOCK: usize = 64;
 
-/// Logits `[n][outputs]` of `images` (n x 784 values in [-1, 1]) under flat `params`.
+/// Logits `[n][outputs]` of `images` (n images of `dims.image`, values in [-1, 1]) under flat
+/// `params`, by the architecture's `kernels`.
 pub fn logits(
-    kind: ModelKind,
-    outputs: usize,
+    kernels: &Kernels,
+    dims: &Dims,
     params: &[f32],
     images: &[f32],
     threads: usize,
 ) -> Vec<f32> {
-    let n = images.len() / PIXELS;
+    let (px, outputs) = (dims.image.pixels(), dims.outputs);
+    let n = images.len() / px;
     let mut out = vec![0.0f32; n * outputs];
     let threads = threads.clamp(1, n.max(1));
     let per = n.div_ceil(threads).max(1);
     std::thread::scope(|s| {
-        for (img, dst) in images
-            .chunks(per * PIXELS)
-            .zip(out.chunks_mut(per * outputs))
-        {
+        for (img, dst) in images.chunks(per * px).zip(out.chunks_mut(per * outputs)) {
             s.spawn(move || {
-                for (b_img, b_dst) in img
-                    .chunks(BLOCK * PIXELS)
-                    .zip(dst.chunks_mut(BLOCK * outputs))
-                {
-                    match kind {
-                        ModelKind::Cnn => cnn_block(params, outputs, b_img, b_dst),
-                        ModelKind::Mlp | ModelKind::MlpWide => mlp_block(
-                            params,
-                            kind.mlp_hidden().expect("an MLP"),
-                            outputs,
-                            b_img,
-                            b_dst,
-                        ),
-                    }
+                for (b_img, b_dst) in img.chunks(BLOCK * px).zip(dst.chunks_mut(BLOCK * outputs)) {
+                    (kernels.forward)(dims, params, b_img, b_dst);
                 }
             });
         }
@@ -61,26 +47,37 @@ pub(crate) fn take<'a>(params: &mut &'a [f32], len: usize) -> &'a [f32] {
     head
 }
 
-fn cnn_block(mut p: &[f32], outputs: usize, images: &[f32], dst: &mut [f32]) {
-    let b = images.len() / PIXELS;
+/// `cnn`'s forward pass over a block of images (square, `channels` planes each).
+pub(crate) fn cnn_block(d: &Dims, mut p: &[f32], images: &[f32], dst: &mut [f32]) {
+    let (cin, outputs) = (d.image.channels, d.outputs);
+    let side = d.image.height;
+    let (pooled1, flat) = d.cnn().expect("dimensions the cnn kernels support");
+    let b = images.len() / d.image.pixels();
     let kk = KERNEL * KERNEL;
-    let (w1, b1) = (take(&mut p, CONV1 * kk), take(&mut p, CONV1));
+    let (w1, b1) = (take(&mut p, CONV1 * cin * kk), take(&mut p, CONV1));
     let (w2, b2) = (take(&mut p, CONV2 * CONV1 * kk), take(&mut p, CONV2));
-    let (w3, b3) = (take(&mut p, FLAT * HIDDEN), take(&mut p, HIDDEN));
+    let (w3, b3) = (take(&mut p, flat * HIDDEN), take(&mut p, HIDDEN));
     let (w4, b4) = (take(&mut p, HIDDEN * outputs), take(&mut p, outputs));
-    // [b, 10, 12, 12], then [b, 20, 4, 4] = [b, FLAT] in burn's flattening order.
-    let h1 = conv_pool_relu(images, b, 1, SIDE, w1, b1, CONV1, KERNEL);
-    let h2 = conv_pool_relu(&h1, b, CONV1, POOLED1, w2, b2, CONV2, KERNEL);
-    let h3 = linear_relu(&h2, b, FLAT, w3, b3, HIDDEN);
+    // On 28x28: [b, 10, 12, 12], then [b, 20, 4, 4] = [b, flat] in burn's flattening order.
+    let h1 = conv_pool_relu(images, b, cin, side, w1, b1, CONV1, KERNEL);
+    let h2 = conv_pool_relu(&h1, b, CONV1, pooled1, w2, b2, CONV2, KERNEL);
+    let h3 = linear_relu(&h2, b, flat, w3, b3, HIDDEN);
     dst.copy_from_slice(&linear(&h3, b, HIDDEN, w4, b4, outputs));
 }
 
-fn mlp_block(mut p: &[f32], hid: usize, outputs: usize, images: &[f32], dst: &mut [f32]) {
-    let b = images.len() / PIXELS;
-    let (w1, b1) = (take(&mut p, PIXELS * hid), take(&mut p, hid));
+/// The forward pass of an MLP with two hidden layers of `HID` units over a block of images.
+pub(crate) fn mlp_block<const HID: usize>(
+    d: &Dims,
+    mut p: &[f32],
+    images: &[f32],
+    dst: &mut [f32],
+) {
+    let (hid, outputs, px) = (HID, d.outputs, d.image.pixels());
+    let b = images.len() / px;
+    let (w1, b1) = (take(&mut p, px * hid), take(&mut p, hid));
     let (w2, b2) = (take(&mut p, hid * hid), take(&mut p, hid));
     let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));
-    let h = linear_relu(images, b, PIXELS, w1, b1, hid);
+    let h = linear_relu(images, b, px, w1, b1, hid);
     let h = linear_relu(&h, b, hid, w2, b2, hid);
     dst.copy_from_slice(&linear(&h, b, hid, w3, b3, outputs));
 }

@@ -1,16 +1,20 @@
-//! The shared classifiers. Both have `K + 1` outputs: the extra one is the "fake" class of the
-//! GAN reconstruction attack, which benign training never uses.
+//! The classifiers and their registry. An architecture is a burn module (any type
+//! implementing [`Network`]) plus one line in [`ARCHITECTURES`]; it may also bring this
+//! crate's CPU kernels ([`Kernels`]), which train and evaluate it on the flex device far
+//! faster than burn's autodiff. One without kernels trains through burn on the same device
+//! (see [`crate::train::Trainer`]). Every classifier has `K + 1` outputs: the extra one is the
+//! "fake" class of the GAN reconstruction attack, which benign training never uses. The image
+//! shape and the number of classes come from the dataset at run time ([`Dims`]).
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+pub use fl_data::ImageShape;
 use serde::{Deserialize, Serialize};
-
-/// Image side of both datasets.
-pub const SIDE: usize = 28;
 
 /// `cnn`: kernel side of both convolutions.
 pub const KERNEL: usize = 5;
@@ -18,15 +22,6 @@ pub const KERNEL: usize = 5;
 pub const CONV1: usize = 10;
 /// `cnn`: channels after the second convolution.
 pub const CONV2: usize = 20;
-/// `cnn`: side of a feature map after a valid KERNEL convolution and 2x2 pooling.
-const fn conv_pool_side(side: usize) -> usize {
-    let conv = side - KERNEL + 1;
-    conv / 2
-}
-/// `cnn`: side after the first convolution and pooling (28 -> 24 -> 12).
-pub const POOLED1: usize = conv_pool_side(SIDE);
-/// `cnn`: features entering the first linear layer (20 x 4 x 4 = 320).
-pub const FLAT: usize = CONV2 * conv_pool_side(POOLED1).pow(2);
 /// `cnn`: width of the hidden linear layer.
 pub const HIDDEN: usize = 50;
 /// `mlp`: width of both hidden layers.
@@ -34,38 +29,264 @@ pub const MLP_HIDDEN: usize = 200;
 /// `mlp-wide`: width of both hidden layers.
 pub const MLP_WIDE_HIDDEN: usize = 512;
 
-/// Which architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelKind {
-    /// Conv 1->10 k5, MaxPool 2, ReLU, Conv 10->20 k5, MaxPool 2, ReLU, Linear 320->50, ReLU,
-    /// Linear 50->K+1.
-    #[default]
-    Cnn,
-    /// 784 -> 200 -> 200 -> K+1 with ReLU (199k parameters).
-    Mlp,
-    /// 784 -> 512 -> 512 -> K+1 with ReLU (670k parameters): room to memorise a client's
-    /// data, as the FedPoisonMIA authors' ResNet20 does.
-    MlpWide,
+/// What a classifier is built for: the shape of its input images and its number of logits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Dims {
+    /// The images' shape (from the dataset).
+    pub image: ImageShape,
+    /// Number of logits (the dataset's classes + 1).
+    pub outputs: usize,
 }
 
-impl ModelKind {
-    /// The name in configs.
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Cnn => "cnn",
-            ModelKind::Mlp => "mlp",
-            ModelKind::MlpWide => "mlp-wide",
-        }
+impl Dims {
+    /// `cnn`: side of a feature map after a valid [`KERNEL`] convolution and 2x2 pooling
+    /// (`None` when the map would vanish).
+    pub fn conv_pool_side(side: usize) -> Option<usize> {
+        side.checked_sub(KERNEL - 1)
+            .map(|c| c / 2)
+            .filter(|&s| s > 0)
     }
 
-    /// The width of both hidden layers of an MLP (`None` for the CNN).
-    pub fn mlp_hidden(self) -> Option<usize> {
-        match self {
-            ModelKind::Cnn => None,
-            ModelKind::Mlp => Some(MLP_HIDDEN),
-            ModelKind::MlpWide => Some(MLP_WIDE_HIDDEN),
-        }
+    /// `cnn`: (side after the first convolution and pooling, features entering the first
+    /// linear layer): (12, 320) for 28x28 images.
+    pub fn cnn(&self) -> Option<(usize, usize)> {
+        let side = self.image.side()?;
+        let pooled1 = Self::conv_pool_side(side)?;
+        let pooled2 = Self::conv_pool_side(pooled1)?;
+        Some((pooled1, CONV2 * pooled2 * pooled2))
+    }
+}
+
+/// A burn module that maps images `[batch, channels, height, width]` in [-1, 1] to logits
+/// `[batch, outputs]`: what an architecture is.
+pub trait Network: Module + 'static {
+    /// The logits of a batch.
+    fn forward(&self, images: Tensor<4>) -> Tensor<2>;
+}
+
+/// A [`Network`] behind one object-safe face (every [`Network`] is one), so that a run holds
+/// any architecture as a [`Classifier`].
+pub trait Net: Send + std::fmt::Debug {
+    /// The logits of a batch.
+    fn forward(&self, images: Tensor<4>) -> Tensor<2>;
+    /// The parameters as one vector ([`crate::params::to_flat`]).
+    fn flat(&self) -> Vec<f32>;
+    /// The parameters' shapes in flat order.
+    fn shapes(&self) -> Vec<Vec<usize>>;
+    /// Number of parameters.
+    fn num_params(&self) -> usize;
+    /// The same module with these parameters ([`crate::params::load_flat`]).
+    fn loaded(self: Box<Self>, values: &[f32]) -> Box<dyn Net>;
+    /// The same module with gradients off for its parameters (a frozen discriminator).
+    fn frozen(self: Box<Self>) -> Box<dyn Net>;
+    /// A copy on the plain device of an autodiff module.
+    fn valid(&self) -> Box<dyn Net>;
+    /// One optimizer step on `loss` (a scalar of this module's forward pass).
+    fn step(self: Box<Self>, optim: &mut ModuleOptimizer, lr: f64, loss: Tensor<1>)
+    -> Box<dyn Net>;
+}
+
+impl<M: Network> Net for M {
+    fn forward(&self, images: Tensor<4>) -> Tensor<2> {
+        Network::forward(self, images)
+    }
+    fn flat(&self) -> Vec<f32> {
+        crate::params::to_flat(self)
+    }
+    fn shapes(&self) -> Vec<Vec<usize>> {
+        crate::params::shapes(self)
+    }
+    fn num_params(&self) -> usize {
+        Module::num_params(self)
+    }
+    fn loaded(self: Box<Self>, values: &[f32]) -> Box<dyn Net> {
+        Box::new(crate::params::load_flat(*self, values))
+    }
+    fn frozen(self: Box<Self>) -> Box<dyn Net> {
+        Box::new(Module::no_grad(*self))
+    }
+    fn valid(&self) -> Box<dyn Net> {
+        Box::new(Module::valid(self))
+    }
+    fn step(
+        self: Box<Self>,
+        optim: &mut ModuleOptimizer,
+        lr: f64,
+        loss: Tensor<1>,
+    ) -> Box<dyn Net> {
+        let grads = GradientsParams::from_grads(loss.backward(), &*self);
+        Box::new(optim.step(lr, *self, grads))
+    }
+}
+
+/// A training step on flat parameters: (dimensions, parameters, images, labels, gradient out)
+/// -> the batch's mean loss.
+pub type GradientFn = fn(&Dims, &[f32], &[f32], &[u8], &mut [f32]) -> f32;
+
+/// This crate's CPU kernels for one architecture: the forward pass of evaluation
+/// ([`crate::inference`]) and the training step ([`crate::backprop`]), on flat parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernels {
+    /// Whether the kernels handle these dimensions (otherwise the model trains through burn).
+    pub supports: fn(&Dims) -> bool,
+    /// Logits of a block of images (`images.len() / pixels` of them) into `dst`.
+    pub forward: fn(&Dims, &[f32], &[f32], &mut [f32]),
+    /// Gradient of the mean cross-entropy of a batch (params, images, labels -> grad);
+    /// returns the loss.
+    pub gradient: GradientFn,
+}
+
+/// One architecture: its name in configs, what it is, how to build it, and its CPU kernels
+/// if it has some.
+#[derive(Debug)]
+pub struct Architecture {
+    /// The name in configs (`model = "cnn"`).
+    pub name: &'static str,
+    /// One line for `--help` and docs.
+    pub about: &'static str,
+    /// A module for these dimensions on this device, parameters not yet seeded.
+    pub build: fn(&Dims, &Device) -> Box<dyn Net>,
+    /// The CPU kernels, if any.
+    pub kernels: Option<Kernels>,
+}
+
+/// Every architecture a config can name: add a line here for a new one.
+pub const ARCHITECTURES: &[&Architecture] = &[&CNN, &MLP, &MLP_WIDE, &FEDAVG_CNN];
+
+const CNN: Architecture = Architecture {
+    name: "cnn",
+    about: "Conv 1->10 k5, MaxPool 2, ReLU, Conv 10->20 k5, MaxPool 2, ReLU, Linear 320->50, \
+            ReLU, Linear 50->K+1 (PyTorch's MNIST example without dropout; 21.9k parameters)",
+    build: |d, device| Box::new(Cnn::new(d, device)),
+    kernels: Some(Kernels {
+        supports: |d| d.cnn().is_some(),
+        forward: crate::inference::cnn_block,
+        gradient: crate::backprop::cnn_gradient,
+    }),
+};
+
+const MLP: Architecture = Architecture {
+    name: "mlp",
+    about: "784 -> 200 -> 200 -> K+1 with ReLU (199k parameters)",
+    build: |d, device| Box::new(Mlp::new(d, MLP_HIDDEN, device)),
+    kernels: Some(Kernels {
+        supports: |_| true,
+        forward: crate::inference::mlp_block::<MLP_HIDDEN>,
+        gradient: crate::backprop::mlp_gradient::<MLP_HIDDEN>,
+    }),
+};
+
+const MLP_WIDE: Architecture = Architecture {
+    name: "mlp-wide",
+    about: "784 -> 512 -> 512 -> K+1 with ReLU (670k parameters): room to memorise a \
+            client's data, as the FedPoisonMIA authors' ResNet20 does",
+    build: |d, device| Box::new(Mlp::new(d, MLP_WIDE_HIDDEN, device)),
+    kernels: Some(Kernels {
+        supports: |_| true,
+        forward: crate::inference::mlp_block::<MLP_WIDE_HIDDEN>,
+        gradient: crate::backprop::mlp_gradient::<MLP_WIDE_HIDDEN>,
+    }),
+};
+
+const FEDAVG_CNN: Architecture = Architecture {
+    name: "fedavg-cnn",
+    about: "the CNN of the FedAvg paper (McMahan et al. 2017): Conv 32 k5 same, MaxPool 2, \
+            ReLU, Conv 64 k5 same, MaxPool 2, ReLU, Linear 512, ReLU, Linear K+1 (1.66M \
+            parameters on 28x28); no CPU kernels: trains through burn",
+    build: |d, device| Box::new(FedAvgCnn::new(d, device)),
+    kernels: None,
+};
+
+/// Which architecture: a handle on one [`Architecture`], written in configs by its name.
+#[derive(Clone, Copy)]
+pub struct ModelKind(&'static Architecture);
+
+impl ModelKind {
+    /// `cnn` (the default).
+    pub const CNN: ModelKind = ModelKind(&CNN);
+    /// `mlp`.
+    pub const MLP: ModelKind = ModelKind(&MLP);
+    /// `mlp-wide`.
+    pub const MLP_WIDE: ModelKind = ModelKind(&MLP_WIDE);
+    /// `fedavg-cnn`.
+    pub const FEDAVG_CNN: ModelKind = ModelKind(&FEDAVG_CNN);
+
+    /// Any architecture, also one defined outside this crate (not nameable in configs unless
+    /// it is in [`ARCHITECTURES`]).
+    pub const fn new(arch: &'static Architecture) -> Self {
+        Self(arch)
+    }
+
+    /// The architecture named `name` in [`ARCHITECTURES`].
+    pub fn parse(name: &str) -> Result<Self, String> {
+        ARCHITECTURES
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| ModelKind(a))
+            .ok_or_else(|| {
+                let known: Vec<&str> = ARCHITECTURES.iter().map(|a| a.name).collect();
+                format!("unknown model `{name}` (known: {})", known.join(", "))
+            })
+    }
+
+    /// The name in configs.
+    pub fn name(self) -> &'static str {
+        self.0.name
+    }
+
+    /// The architecture.
+    pub fn architecture(self) -> &'static Architecture {
+        self.0
+    }
+
+    /// The CPU kernels when the architecture has some that handle `dims`.
+    pub fn kernels(self, dims: &Dims) -> Option<&'static Kernels> {
+        self.0.kernels.as_ref().filter(|k| (k.supports)(dims))
+    }
+}
+
+impl Default for ModelKind {
+    fn default() -> Self {
+        Self::CNN
+    }
+}
+
+impl PartialEq for ModelKind {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for ModelKind {}
+
+impl std::hash::Hash for ModelKind {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state)
+    }
+}
+
+impl std::fmt::Debug for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ModelKind({})", self.0.name)
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name)
+    }
+}
+
+impl Serialize for ModelKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.name)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ModelKind::parse(&name).map_err(serde::de::Error::custom)
     }
 }
 
@@ -80,26 +301,31 @@ pub struct Cnn {
 }
 
 impl Cnn {
-    fn new(outputs: usize, device: &Device) -> Self {
+    /// # Panics
+    /// When the images are too small for two convolutions and poolings (see [`Dims::cnn`]).
+    fn new(d: &Dims, device: &Device) -> Self {
+        let (_, flat) = d.cnn().expect("square images of side 16 or more for `cnn`");
         Self {
-            conv1: Conv2dConfig::new([1, CONV1], [KERNEL, KERNEL]).init(device),
+            conv1: Conv2dConfig::new([d.image.channels, CONV1], [KERNEL, KERNEL]).init(device),
             conv2: Conv2dConfig::new([CONV1, CONV2], [KERNEL, KERNEL]).init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
-            fc1: LinearConfig::new(FLAT, HIDDEN).init(device),
-            fc2: LinearConfig::new(HIDDEN, outputs).init(device),
+            fc1: LinearConfig::new(flat, HIDDEN).init(device),
+            fc2: LinearConfig::new(HIDDEN, d.outputs).init(device),
         }
     }
+}
 
+impl Network for Cnn {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let x = relu(self.pool.forward(self.conv1.forward(x)));
         let x = relu(self.pool.forward(self.conv2.forward(x)));
-        let [b, ..] = x.dims();
-        let x = relu(self.fc1.forward(x.reshape([b, FLAT])));
+        let [b, c, h, w] = x.dims();
+        let x = relu(self.fc1.forward(x.reshape([b, c * h * w])));
         self.fc2.forward(x)
     }
 }
 
-/// A multi-layer perceptron 784 -> hidden -> hidden -> outputs.
+/// A multi-layer perceptron pixels -> hidden -> hidden -> outputs.
 #[derive(Module, Debug)]
 pub struct Mlp {
     fc1: Linear,
@@ -108,51 +334,115 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    fn new(hidden: usize, outputs: usize, device: &Device) -> Self {
+    fn new(d: &Dims, hidden: usize, device: &Device) -> Self {
         Self {
-            fc1: LinearConfig::new(SIDE * SIDE, hidden).init(device),
+            fc1: LinearConfig::new(d.image.pixels(), hidden).init(device),
             fc2: LinearConfig::new(hidden, hidden).init(device),
-            fc3: LinearConfig::new(hidden, outputs).init(device),
+            fc3: LinearConfig::new(hidden, d.outputs).init(device),
         }
     }
+}
 
+impl Network for Mlp {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let [b, ..] = x.dims();
-        let x = relu(self.fc1.forward(x.reshape([b, SIDE * SIDE])));
+        let [b, c, h, w] = x.dims();
+        let x = relu(self.fc1.forward(x.reshape([b, c * h * w])));
         let x = relu(self.fc2.forward(x));
         self.fc3.forward(x)
     }
 }
 
-/// The classifier shared by all participants.
-#[allow(clippy::large_enum_variant)] // one per participant and round; boxing buys nothing
+/// The CNN of the FedAvg paper (McMahan et al. 2017, "CNN" for MNIST): two 5x5 convolutions
+/// with 32 and 64 channels, "same" padding, each followed by 2x2 max-pooling and ReLU, then
+/// a 512-unit hidden layer. It has no CPU kernels.
 #[derive(Module, Debug)]
-pub enum Classifier {
-    /// See [`ModelKind::Cnn`].
-    Cnn(Cnn),
-    /// See [`ModelKind::Mlp`] and [`ModelKind::MlpWide`].
-    Mlp(Mlp),
+pub struct FedAvgCnn {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    fc1: Linear,
+    fc2: Linear,
 }
 
-impl Classifier {
-    /// A classifier with `outputs` logits (K + 1), parameters not yet seeded (see
-    /// [`crate::params::seeded_init`]).
-    pub fn new(kind: ModelKind, outputs: usize, device: &Device) -> Self {
-        match kind {
-            ModelKind::Cnn => Classifier::Cnn(Cnn::new(outputs, device)),
-            ModelKind::Mlp | ModelKind::MlpWide => Classifier::Mlp(Mlp::new(
-                kind.mlp_hidden().expect("an MLP"),
-                outputs,
-                device,
-            )),
+impl FedAvgCnn {
+    fn new(d: &Dims, device: &Device) -> Self {
+        let same = || PaddingConfig2d::Explicit(2, 2, 2, 2);
+        let flat = 64 * (d.image.height / 4) * (d.image.width / 4);
+        Self {
+            conv1: Conv2dConfig::new([d.image.channels, 32], [KERNEL, KERNEL])
+                .with_padding(same())
+                .init(device),
+            conv2: Conv2dConfig::new([32, 64], [KERNEL, KERNEL])
+                .with_padding(same())
+                .init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            fc1: LinearConfig::new(flat, 512).init(device),
+            fc2: LinearConfig::new(512, d.outputs).init(device),
         }
     }
+}
 
-    /// Logits `[batch, outputs]` of images `[batch, 1, 28, 28]` in [-1, 1].
+impl Network for FedAvgCnn {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let x = relu(self.pool.forward(self.conv1.forward(x)));
+        let x = relu(self.pool.forward(self.conv2.forward(x)));
+        let [b, c, h, w] = x.dims();
+        let x = relu(self.fc1.forward(x.reshape([b, c * h * w])));
+        self.fc2.forward(x)
+    }
+}
+
+/// The classifier shared by all participants: any architecture's module, on some device.
+#[derive(Debug)]
+pub struct Classifier(Box<dyn Net>);
+
+impl Classifier {
+    /// A classifier of architecture `kind` for `dims`, parameters not yet seeded (see
+    /// [`crate::params::seeded_init`]).
+    pub fn new(kind: ModelKind, dims: &Dims, device: &Device) -> Self {
+        Self((kind.0.build)(dims, device))
+    }
+
+    /// Logits `[batch, outputs]` of images `[batch, channels, height, width]` in [-1, 1].
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        match self {
-            Classifier::Cnn(m) => m.forward(images),
-            Classifier::Mlp(m) => m.forward(images),
-        }
+        self.0.forward(images)
+    }
+
+    /// The parameters as one vector, in burn's visiting order.
+    pub fn to_flat(&self) -> Vec<f32> {
+        self.0.flat()
+    }
+
+    /// The parameters' shapes in flat order.
+    pub fn shapes(&self) -> Vec<Vec<usize>> {
+        self.0.shapes()
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.0.num_params()
+    }
+
+    /// This classifier with the parameters `values` (as [`Classifier::to_flat`] gives them).
+    ///
+    /// # Panics
+    /// When `values` does not have exactly the model's number of parameters.
+    pub fn with_params(self, values: &[f32]) -> Self {
+        Self(self.0.loaded(values))
+    }
+
+    /// This classifier with gradients off for its parameters.
+    pub fn no_grad(self) -> Self {
+        Self(self.0.frozen())
+    }
+
+    /// A copy on the plain device of a classifier on the autodiff device.
+    pub fn valid(&self) -> Self {
+        Self(self.0.valid())
+    }
+
+    /// One step of `optim` on `loss`, a scalar computed from this classifier's forward pass.
+    pub fn step(self, optim: &mut ModuleOptimizer, lr: f64, loss: Tensor<1>) -> Self {
+        Self(self.0.step(optim, lr, loss))
     }
 }

@@ -78,11 +78,12 @@ pub fn shapes<M: Module>(model: &M) -> Vec<Vec<usize>> {
 /// +-1/sqrt(fan_in), where fan_in is the inputs of the layer (a bias takes its weight's).
 ///
 /// Burn stores linear weights as `[in, out]` and convolution weights as `[out, in, kh, kw]`.
-pub fn seeded_init<M: Module>(model: &M, seed: u64) -> Vec<f32> {
+/// `shapes` are the model's parameter shapes in flat order ([`shapes`]).
+pub fn seeded_init(shapes: &[Vec<usize>], seed: u64) -> Vec<f32> {
     let mut rng = fl_data::rng::stream(seed, "model-init", &[]);
     let mut fan_in = 1usize;
-    let mut out = Vec::with_capacity(model.num_params());
-    for shape in shapes(model) {
+    let mut out = Vec::with_capacity(shapes.iter().map(|s| s.iter().product::<usize>()).sum());
+    for shape in shapes {
         fan_in = match shape.len() {
             4 => shape[1] * shape[2] * shape[3],
             2 => shape[0],

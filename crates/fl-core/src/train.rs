@@ -1,15 +1,13 @@
 //! Local training: SGD over a participant's data for some epochs, seeded shuffles.
 
 use crate::backprop::{Optimizer, gradient};
-use crate::data::{LocalData, PIXELS};
+use crate::data::LocalData;
 use crate::error::{CoreError, Result};
-use crate::model::{Classifier, ModelKind, SIDE};
-use crate::params::{load_flat, to_flat};
-use burn::module::Module;
+use crate::model::{Classifier, Dims, ImageShape, Kernels, ModelKind};
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+use burn::optim::{AdamConfig, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use fl_data::rng::Stream;
 use rand::seq::SliceRandom;
@@ -203,65 +201,124 @@ impl TrainStats {
     }
 }
 
-/// The model a run trains: architecture, outputs and device; turns flat vectors into modules.
+/// The model a run trains: architecture, image shape, outputs and device; turns flat vectors
+/// into modules and picks the [`Trainer`].
 #[derive(Debug, Clone)]
 pub struct ModelSpec {
     /// Architecture.
     pub kind: ModelKind,
-    /// Number of logits (K + 1).
+    /// The shape of the images (the dataset's).
+    pub shape: ImageShape,
+    /// Number of logits (the dataset's classes + 1).
     pub outputs: usize,
-    /// Device without autodiff (evaluation); training uses `device.autodiff()`.
+    /// Device without autodiff (evaluation); training through burn uses `device.autodiff()`.
     pub device: Device,
-    /// Train with [`crate::backprop`] and evaluate with [`crate::inference`] (on this many
-    /// threads) instead of through burn; the flex device does. `None` keeps all work on
-    /// `device`.
+    /// The device is the CPU (flex), where this crate's kernels may do the work, on this many
+    /// threads for evaluation; `None` keeps all work on `device` through burn.
     pub cpu_kernels: Option<usize>,
 }
 
+/// Who trains and evaluates a model: this crate's CPU kernels, or burn (its autodiff for
+/// training) on the spec's device. An architecture without kernels, or dimensions its kernels
+/// do not handle, falls back to burn on the CPU device: slower, still correct.
+#[derive(Debug, Clone, Copy)]
+pub enum Trainer {
+    /// [`crate::backprop`] and [`crate::inference`]; evaluation on `threads` threads.
+    Kernels {
+        /// The architecture's kernels.
+        kernels: &'static Kernels,
+        /// Threads of evaluation.
+        threads: usize,
+    },
+    /// burn's modules, autodiff and optimizers.
+    Burn,
+}
+
+impl Trainer {
+    /// The name in logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Trainer::Kernels { .. } => "cpu-kernels",
+            Trainer::Burn => "burn",
+        }
+    }
+}
+
 impl ModelSpec {
+    /// What the architecture is built for.
+    pub fn dims(&self) -> Dims {
+        Dims {
+            image: self.shape,
+            outputs: self.outputs,
+        }
+    }
+
+    /// Number of classes of the data (the logits less the "fake" one).
+    pub fn classes(&self) -> usize {
+        self.outputs - 1
+    }
+
+    /// Who does the work: the kernels on the CPU device when the architecture has kernels for
+    /// these dimensions, burn otherwise.
+    pub fn trainer(&self) -> Trainer {
+        match (self.cpu_kernels, self.kind.kernels(&self.dims())) {
+            (Some(threads), Some(kernels)) => Trainer::Kernels { kernels, threads },
+            _ => Trainer::Burn,
+        }
+    }
+
     /// A module with these parameters, on the plain device (inference).
     pub fn inference_model(&self, params: &[f32]) -> Classifier {
-        load_flat(
-            Classifier::new(self.kind, self.outputs, &self.device),
-            params,
-        )
+        Classifier::new(self.kind, &self.dims(), &self.device).with_params(params)
     }
 
     /// A module with these parameters on the autodiff device (training).
     pub fn training_model(&self, params: &[f32]) -> Classifier {
-        load_flat(
-            Classifier::new(self.kind, self.outputs, &self.device.clone().autodiff()),
-            params,
-        )
+        Classifier::new(self.kind, &self.dims(), &self.device.clone().autodiff())
+            .with_params(params)
     }
 
     /// Number of parameters.
     pub fn num_params(&self) -> usize {
-        Classifier::new(self.kind, self.outputs, &self.device).num_params()
+        Classifier::new(self.kind, &self.dims(), &self.device).num_params()
     }
 
     /// Seeded initial parameters.
     pub fn initial_params(&self, seed: u64) -> Vec<f32> {
         crate::params::seeded_init(
-            &Classifier::new(self.kind, self.outputs, &self.device),
+            &Classifier::new(self.kind, &self.dims(), &self.device).shapes(),
             seed,
+        )
+    }
+
+    /// Images `[n, channels, height, width]` of `pixels` (n images of this spec's shape).
+    pub fn images(&self, pixels: Vec<f32>, device: &Device) -> Tensor<4> {
+        let n = pixels.len() / self.shape.pixels();
+        let s = self.shape;
+        Tensor::from_data(
+            TensorData::new(pixels, [n, s.channels, s.height, s.width]),
+            device,
         )
     }
 }
 
-/// Images `[n, 1, 28, 28]` and labels of the samples at `idx`.
+/// Images `[n, channels, height, width]` and labels of the samples at `idx`.
 pub(crate) fn batch(
     data: &LocalData,
     idx: &[usize],
     device: &Device,
 ) -> (Tensor<4>, Tensor<1, Int>) {
-    let mut px = Vec::with_capacity(idx.len() * PIXELS);
+    let mut px = Vec::with_capacity(idx.len() * data.pixels());
     for &i in idx {
         px.extend_from_slice(data.image(i));
     }
     let labels: Vec<i64> = idx.iter().map(|&i| data.labels[i] as i64).collect();
+    let s = data.shape;
     (
-        Tensor::from_data(TensorData::new(px, [idx.len(), 1, SIDE, SIDE]), device),
+        Tensor::from_data(
+            TensorData::new(px, [idx.len(), s.channels, s.height, s.width]),
+            device,
+        ),
         Tensor::from_data(TensorData::new(labels, [idx.len()]), device),
     )
 }
@@ -304,9 +361,9 @@ pub fn train_local_with(
     rng: &mut Stream,
     state: &mut OptimizerState,
 ) -> (Vec<f32>, TrainStats) {
-    if spec.cpu_kernels.is_some() {
+    if let Trainer::Kernels { kernels, .. } = spec.trainer() {
         let mut optim = state.0.take().unwrap_or_else(|| Optimizer::new(cfg));
-        let out = train_local_cpu(spec, params, data, cfg, rng, &mut optim);
+        let out = train_local_cpu(spec, kernels, params, data, cfg, rng, &mut optim);
         if cfg.keep_optimizer_state {
             state.0 = Some(optim);
         }
@@ -324,12 +381,11 @@ pub fn train_local_with(
         let (x, y) = batch(data, chunk, &device);
         let loss = loss_fn.forward(m.forward(x), y);
         let value = loss.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss.backward(), &m);
-        model = Some(optim.step(cfg.lr, m, grads));
+        model = Some(m.step(&mut optim, cfg.lr, loss));
         value
     });
     let model = model.expect("the model is put back after every step");
-    (to_flat(&model.valid()), stats)
+    (model.valid().to_flat(), stats)
 }
 
 /// Runs `step` on every mini-batch (sample indices) of `cfg.epochs` epochs, each shuffled by
@@ -357,12 +413,14 @@ fn for_each_batch(
 /// optimizer semantics, stepping `optim`.
 fn train_local_cpu(
     spec: &ModelSpec,
+    kernels: &Kernels,
     params: &[f32],
     data: &LocalData,
     cfg: &TrainConfig,
     rng: &mut Stream,
     optim: &mut Optimizer,
 ) -> (Vec<f32>, TrainStats) {
+    let dims = spec.dims();
     let mut p = params.to_vec();
     let mut grad = vec![0.0f32; p.len()];
     let (mut images, mut labels) = (Vec::new(), Vec::new());
@@ -373,7 +431,7 @@ fn train_local_cpu(
             images.extend_from_slice(data.image(i));
             labels.push(data.labels[i]);
         }
-        let loss = gradient(spec.kind, spec.outputs, &p, &images, &labels, &mut grad);
+        let loss = gradient(kernels, &dims, &p, &images, &labels, &mut grad);
         optim.step(&mut p, &mut grad);
         loss
     });

@@ -2,8 +2,8 @@
 
 use fl_core::backprop::Optimizer;
 use fl_core::experiment::{Experiment, Prepared, aggregator};
-use fl_core::model::{Classifier, ModelKind};
-use fl_core::params::{load_flat, seeded_init, to_flat};
+use fl_core::model::{Classifier, Dims, ImageShape, ModelKind};
+use fl_core::params::seeded_init;
 use fl_core::train::{
     ModelSpec, OptimizerKind, OptimizerState, TrainConfig, train_local, train_local_with,
 };
@@ -36,9 +36,16 @@ fn small_config() -> FedConfig {
     }
 }
 
+const MNIST: ImageShape = ImageShape::grey(28, 28);
+const DIMS: Dims = Dims {
+    image: MNIST,
+    outputs: 11,
+};
+
 fn spec(kind: ModelKind) -> ModelSpec {
     ModelSpec {
         kind,
+        shape: MNIST,
         outputs: 11,
         device: DeviceKind::Flex.device().unwrap(),
         cpu_kernels: None,
@@ -48,26 +55,26 @@ fn spec(kind: ModelKind) -> ModelSpec {
 #[test]
 fn parameter_counts_by_hand() {
     // conv1 1*10*25+10, conv2 10*20*25+20, fc1 320*50+50, fc2 50*11+11
-    assert_eq!(spec(ModelKind::Cnn).num_params(), 260 + 5020 + 16050 + 561);
+    assert_eq!(spec(ModelKind::CNN).num_params(), 260 + 5020 + 16050 + 561);
     // 784*200+200, 200*200+200, 200*11+11
-    assert_eq!(spec(ModelKind::Mlp).num_params(), 157_000 + 40_200 + 2_211);
+    assert_eq!(spec(ModelKind::MLP).num_params(), 157_000 + 40_200 + 2_211);
     // 784*512+512, 512*512+512, 512*11+11
     assert_eq!(
-        spec(ModelKind::MlpWide).num_params(),
+        spec(ModelKind::MLP_WIDE).num_params(),
         401_920 + 262_656 + 5_643
     );
 }
 
 #[test]
 fn flat_parameters_round_trip() {
-    for kind in [ModelKind::Cnn, ModelKind::Mlp, ModelKind::MlpWide] {
+    for kind in [ModelKind::CNN, ModelKind::MLP, ModelKind::MLP_WIDE] {
         let s = spec(kind);
         let v: Vec<f32> = (0..s.num_params())
             .map(|i| (i as f32 * 0.37).sin())
             .collect();
-        let m = load_flat(Classifier::new(kind, 11, &s.device), &v);
-        assert_eq!(to_flat(&m), v);
-        assert_eq!(to_flat(&s.training_model(&v)), v, "autodiff model");
+        let m = Classifier::new(kind, &DIMS, &s.device).with_params(&v);
+        assert_eq!(m.to_flat(), v);
+        assert_eq!(s.training_model(&v).to_flat(), v, "autodiff model");
     }
 }
 
@@ -75,14 +82,15 @@ fn flat_parameters_round_trip() {
 fn cpu_kernels_inference_matches_burn_forward_whatever_the_threads() {
     let p = Prepared::load(&small_config()).unwrap();
     let data = fl_core::data::LocalData::all(&p.test);
-    for kind in [ModelKind::Cnn, ModelKind::Mlp, ModelKind::MlpWide] {
+    for kind in [ModelKind::CNN, ModelKind::MLP, ModelKind::MLP_WIDE] {
         let s = spec(kind);
         // Trained a little, so activations are not all tiny.
         let init = s.initial_params(5);
         let tc = TrainConfig::default();
         let (params, _) = train_local(&s, &init, &p.client_data(1), &tc, &mut stream(0, "t", &[]));
         let burn = fl_core::eval::logits(&s, &params, &data);
-        let native = fl_core::inference::logits(kind, 11, &params, &data.images, 1);
+        let kernels = kind.kernels(&DIMS).expect("kernels for 28x28");
+        let native = fl_core::inference::logits(kernels, &DIMS, &params, &data.images, 1);
         assert_eq!(burn.len(), native.len());
         let worst = burn
             .iter()
@@ -91,7 +99,7 @@ fn cpu_kernels_inference_matches_burn_forward_whatever_the_threads() {
             .fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "{kind:?}: largest difference {worst}");
         for threads in [2, 3, 7] {
-            let t = fl_core::inference::logits(kind, 11, &params, &data.images, threads);
+            let t = fl_core::inference::logits(kernels, &DIMS, &params, &data.images, threads);
             assert_eq!(t, native, "{kind:?} with {threads} threads");
         }
     }
@@ -110,7 +118,7 @@ fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
 fn cpu_kernels_gradient_matches_burn_autodiff() {
     let p = Prepared::load(&small_config()).unwrap();
     let data = p.client_data(2);
-    for kind in [ModelKind::Cnn, ModelKind::Mlp, ModelKind::MlpWide] {
+    for kind in [ModelKind::CNN, ModelKind::MLP, ModelKind::MLP_WIDE] {
         let burn = spec(kind);
         let native = ModelSpec {
             cpu_kernels: Some(1),
@@ -158,7 +166,7 @@ fn kernels_follow_burn(tc: &TrainConfig, moved: f32, tolerance: f32) {
     tc.validate().unwrap();
     let p = Prepared::load(&small_config()).unwrap();
     let data = p.client_data(0);
-    for kind in [ModelKind::Cnn, ModelKind::Mlp, ModelKind::MlpWide] {
+    for kind in [ModelKind::CNN, ModelKind::MLP, ModelKind::MLP_WIDE] {
         let burn = spec(kind);
         let native = ModelSpec {
             cpu_kernels: Some(1),
@@ -223,7 +231,7 @@ fn a_kept_optimizer_state_continues_where_the_last_round_stopped() {
     let data = p.client_data(1);
     let native = ModelSpec {
         cpu_kernels: Some(1),
-        ..spec(ModelKind::Cnn)
+        ..spec(ModelKind::CNN)
     };
     let init = native.initial_params(4);
     for (optimizer, momentum) in [(OptimizerKind::Adam, 0.0), (OptimizerKind::Sgd, 0.9)] {
@@ -323,15 +331,15 @@ fn benign_clients_keep_their_optimizer_across_rounds_only_on_the_kernels() {
 
 #[test]
 fn seeded_init_is_reproducible_and_bounded() {
-    let s = spec(ModelKind::Cnn);
+    let s = spec(ModelKind::CNN);
     let a = s.initial_params(1);
     assert_eq!(a, s.initial_params(1));
     assert_ne!(a, s.initial_params(2));
     // conv1 weights: fan_in 25 -> bound 0.2; fc1 weights: fan_in 320.
     assert!(a[..250].iter().all(|x| x.abs() <= 0.2));
     assert!(a[..250].iter().any(|x| x.abs() > 0.15));
-    let m = Classifier::new(ModelKind::Cnn, 11, &s.device);
-    assert_eq!(seeded_init(&m, 1), a);
+    let m = Classifier::new(ModelKind::CNN, &DIMS, &s.device);
+    assert_eq!(seeded_init(&m.shapes(), 1), a);
 }
 
 #[test]

@@ -16,7 +16,8 @@ use std::path::Path;
 
 fn spec(device: DeviceKind) -> ModelSpec {
     ModelSpec {
-        kind: ModelKind::Cnn,
+        kind: ModelKind::CNN,
+        shape: fl_data::ImageShape::grey(28, 28),
         outputs: 11,
         device: device.device().expect("the build has the device"),
         cpu_kernels: None,

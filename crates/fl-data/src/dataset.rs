@@ -5,8 +5,44 @@ use crate::idx::read_idx;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Number of classes of both datasets.
-pub const NUM_CLASSES: usize = 10;
+/// The shape of one image: channels, then height and width, pixels stored channel after
+/// channel, row after row (the layout of burn's and PyTorch's `[batch, channels, h, w]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImageShape {
+    /// Colour channels (1 for grey-scale).
+    pub channels: usize,
+    /// Rows.
+    pub height: usize,
+    /// Columns.
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// A grey-scale image of `height` x `width`.
+    pub const fn grey(height: usize, width: usize) -> Self {
+        Self {
+            channels: 1,
+            height,
+            width,
+        }
+    }
+
+    /// Values per image (channels x height x width).
+    pub const fn pixels(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    /// The side of a square image, `None` when height and width differ.
+    pub fn side(&self) -> Option<usize> {
+        (self.height == self.width).then_some(self.height)
+    }
+}
+
+impl std::fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}x{}", self.channels, self.height, self.width)
+    }
+}
 
 /// The datasets this project knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -66,11 +102,11 @@ impl DatasetKind {
         }
     }
 
-    /// Human-readable class names, index = label.
-    pub fn class_names(self) -> [&'static str; NUM_CLASSES] {
+    /// Human-readable class names, index = label; their number is the number of classes.
+    pub fn class_names(self) -> &'static [&'static str] {
         match self {
-            DatasetKind::Mnist => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
-            DatasetKind::FashionMnist => [
+            DatasetKind::Mnist => &["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"],
+            DatasetKind::FashionMnist => &[
                 "T-shirt/top",
                 "Trouser",
                 "Pullover",
@@ -82,6 +118,18 @@ impl DatasetKind {
                 "Bag",
                 "Ankle boot",
             ],
+        }
+    }
+
+    /// Number of classes (labels are `0..classes()`).
+    pub fn classes(self) -> usize {
+        self.class_names().len()
+    }
+
+    /// The shape of its images (what [`Dataset::load`] requires of the files).
+    pub fn shape(self) -> ImageShape {
+        match self {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => ImageShape::grey(28, 28),
         }
     }
 
@@ -166,19 +214,18 @@ pub fn locate(dir: &Path, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Labelled grey-scale images: `u8` pixels (row-major, one image after another) and labels.
+/// Labelled images: `u8` pixels (one image after another, each laid out as [`ImageShape`]
+/// says) and labels. Shape and classes are the data's, read at load time, not constants.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     /// Which dataset the images come from.
     pub kind: DatasetKind,
-    /// Pixels, `len() * rows * cols` bytes.
+    /// Pixels, `len() * shape.pixels()` bytes.
     pub images: Vec<u8>,
-    /// One label per image, each `< NUM_CLASSES`.
+    /// One label per image, each `< kind.classes()`.
     pub labels: Vec<u8>,
-    /// Image height.
-    pub rows: usize,
-    /// Image width.
-    pub cols: usize,
+    /// The shape of every image.
+    pub shape: ImageShape,
 }
 
 impl Dataset {
@@ -187,20 +234,21 @@ impl Dataset {
         kind: DatasetKind,
         images: Vec<u8>,
         labels: Vec<u8>,
-        rows: usize,
-        cols: usize,
+        shape: ImageShape,
     ) -> Result<Self> {
-        if rows * cols == 0 || images.len() != labels.len() * rows * cols {
+        let px = shape.pixels();
+        if px == 0 || images.len() != labels.len() * px {
             return Err(DataError::Mismatch(format!(
-                "{} labels need {} pixels of {rows}x{cols} images, got {}",
+                "{} labels need {} pixels of {shape} images, got {}",
                 labels.len(),
-                labels.len() * rows * cols,
+                labels.len() * px,
                 images.len()
             )));
         }
-        if let Some(bad) = labels.iter().position(|&l| l as usize >= NUM_CLASSES) {
+        let classes = kind.classes();
+        if let Some(bad) = labels.iter().position(|&l| l as usize >= classes) {
             return Err(DataError::Mismatch(format!(
-                "label {} at index {bad} is out of range 0..{NUM_CLASSES}",
+                "label {} at index {bad} is out of range 0..{classes}",
                 labels[bad]
             )));
         }
@@ -208,9 +256,13 @@ impl Dataset {
             kind,
             images,
             labels,
-            rows,
-            cols,
+            shape,
         })
+    }
+
+    /// Number of classes (labels are `0..classes()`).
+    pub fn classes(&self) -> usize {
+        self.kind.classes()
     }
 
     /// Loads a split from `<root>/<dataset name>/` (IDX files, raw or gzip).
@@ -239,14 +291,17 @@ impl Dataset {
                 labels.dims[0]
             )));
         }
-        Self::new(
-            kind,
-            images.data,
-            labels.data,
-            images.dims[1],
-            images.dims[2],
-        )
-        .map_err(|e| DataError::Mismatch(format!("{}: {e}", lbl_path.display())))
+        let shape = ImageShape::grey(images.dims[1], images.dims[2]);
+        if shape != kind.shape() {
+            return Err(DataError::Mismatch(format!(
+                "{} holds {shape} images; {} has {} ones",
+                img_path.display(),
+                kind.title(),
+                kind.shape()
+            )));
+        }
+        Self::new(kind, images.data, labels.data, shape)
+            .map_err(|e| DataError::Mismatch(format!("{}: {e}", lbl_path.display())))
     }
 
     /// Number of images.
@@ -261,7 +316,7 @@ impl Dataset {
 
     /// Pixels per image.
     pub fn pixels(&self) -> usize {
-        self.rows * self.cols
+        self.shape.pixels()
     }
 
     /// The pixels of image `i`.
@@ -280,22 +335,19 @@ impl Dataset {
             kind: self.kind,
             images,
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
-            rows: self.rows,
-            cols: self.cols,
+            shape: self.shape,
         }
     }
 
     /// This dataset's images followed by `other`'s (same kind and image shape).
     pub fn concat(&self, other: &Dataset) -> Result<Dataset> {
-        if (self.kind, self.rows, self.cols) != (other.kind, other.rows, other.cols) {
+        if (self.kind, self.shape) != (other.kind, other.shape) {
             return Err(DataError::Mismatch(format!(
-                "cannot pool {} {}x{} images with {} {}x{} ones",
+                "cannot pool {} {} images with {} {} ones",
                 self.kind.name(),
-                self.rows,
-                self.cols,
+                self.shape,
                 other.kind.name(),
-                other.rows,
-                other.cols
+                other.shape
             )));
         }
         let mut out = self.clone();
@@ -305,8 +357,8 @@ impl Dataset {
     }
 
     /// Number of images of each class.
-    pub fn class_counts(&self) -> [usize; NUM_CLASSES] {
-        let mut c = [0; NUM_CLASSES];
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut c = vec![0; self.classes()];
         for &l in &self.labels {
             c[l as usize] += 1;
         }
@@ -338,8 +390,7 @@ mod tests {
             DatasetKind::Mnist,
             vec![0, 255, 10, 20, 30, 40],
             vec![3, 9, 3],
-            1,
-            2,
+            ImageShape::grey(1, 2),
         )
         .unwrap()
     }
@@ -352,7 +403,13 @@ mod tests {
         assert_eq!(c.labels, [3, 9, 3, 3, 3]);
         assert_eq!(c.image(3), &[30, 40]);
         assert_eq!(c.image(4), &[0, 255]);
-        let other = Dataset::new(DatasetKind::Mnist, vec![1, 2], vec![0], 2, 1).unwrap();
+        let other = Dataset::new(
+            DatasetKind::Mnist,
+            vec![1, 2],
+            vec![0],
+            ImageShape::grey(2, 1),
+        )
+        .unwrap();
         assert!(a.concat(&other).is_err());
     }
 
@@ -375,33 +432,59 @@ mod tests {
 
     #[test]
     fn rejects_label_out_of_range() {
-        let e = Dataset::new(DatasetKind::Mnist, vec![0; 2], vec![10, 1], 1, 1).unwrap_err();
+        let e = Dataset::new(
+            DatasetKind::Mnist,
+            vec![0; 2],
+            vec![10, 1],
+            ImageShape::grey(1, 1),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("out of range"), "{e}");
     }
 
     #[test]
     fn rejects_pixel_count_mismatch() {
-        assert!(Dataset::new(DatasetKind::Mnist, vec![0; 3], vec![1, 1], 1, 1).is_err());
+        assert!(
+            Dataset::new(
+                DatasetKind::Mnist,
+                vec![0; 3],
+                vec![1, 1],
+                ImageShape::grey(1, 1)
+            )
+            .is_err()
+        );
     }
 
     #[test]
-    fn load_round_trip_and_count_mismatch() {
+    fn load_round_trip_count_and_shape_mismatch() {
         let dir = crate::scratch::ScratchDir::new("fl-data-test").unwrap();
         let d = dir.path().join("mnist");
         let (img, lbl) = DatasetKind::Mnist.split_files(Split::Test);
-        write_idx(
-            &d.join(format!("{}.gz", img.name)),
-            &[3, 1, 2],
-            &tiny().images,
-            true,
+        let pixels: Vec<u8> = (0..3 * 784).map(|i| (i % 251) as u8).collect();
+        let three = Dataset::new(
+            DatasetKind::Mnist,
+            pixels.clone(),
+            vec![3, 9, 3],
+            ImageShape::grey(28, 28),
         )
         .unwrap();
-        write_idx(&d.join(lbl.name), &[3], &tiny().labels, false).unwrap();
+        let img_path = d.join(format!("{}.gz", img.name));
+        write_idx(&img_path, &[3, 28, 28], &pixels, true).unwrap();
+        write_idx(&d.join(lbl.name), &[3], &three.labels, false).unwrap();
         let loaded = Dataset::load(dir.path(), DatasetKind::Mnist, Split::Test).unwrap();
-        assert_eq!(loaded, tiny());
+        assert_eq!(loaded, three);
         write_idx(&d.join(lbl.name), &[2], &[1, 2], false).unwrap();
         let e = Dataset::load(dir.path(), DatasetKind::Mnist, Split::Test).unwrap_err();
         assert!(e.to_string().contains("3 images but"), "{e}");
+        // Images of another shape than the dataset's are refused by name.
+        write_idx(&img_path, &[3, 1, 2], &tiny().images, true).unwrap();
+        write_idx(&d.join(lbl.name), &[3], &tiny().labels, false).unwrap();
+        let e = Dataset::load(dir.path(), DatasetKind::Mnist, Split::Test).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("holds 1x1x2 images; MNIST has 1x28x28"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! ```no_run
 //! use fl_data::{Dataset, DatasetKind, Split, partition::PartitionConfig};
 //! let train = Dataset::load("fixtures".as_ref(), DatasetKind::Mnist, Split::Train)?;
-//! let parts = PartitionConfig::default().validate(10)?.split(&train.labels, 42)?;
+//! let parts = PartitionConfig::default().validate(10, train.classes())?.split(&train.labels, 42)?;
 //! assert_eq!(parts.len(), 10);
 //! # Ok::<(), fl_data::DataError>(())
 //! ```
@@ -29,5 +29,5 @@ pub mod pool;
 pub mod rng;
 pub mod scratch;
 
-pub use dataset::{DataFile, Dataset, DatasetKind, NUM_CLASSES, Split};
+pub use dataset::{DataFile, Dataset, DatasetKind, ImageShape, Split};
 pub use error::{DataError, Result};

@@ -5,7 +5,6 @@
 //! Every scheme honours `withhold` rules: a client listed in a rule receives no sample of the
 //! rule's classes (the GAN attacker must own no sample of the class it attacks).
 
-use crate::dataset::NUM_CLASSES;
 use crate::error::{DataError, Result};
 use crate::rng::{Stream, stream};
 use rand::seq::SliceRandom;
@@ -158,13 +157,15 @@ pub struct Partitioner {
     scheme: Scheme,
     samples_per_client: Option<usize>,
     clients: usize,
+    /// Number of classes; labels are below it.
+    classes: usize,
     /// `allowed[k][c]`: may client k hold class c?
-    allowed: Vec<[bool; NUM_CLASSES]>,
+    allowed: Vec<Vec<bool>>,
 }
 
 impl PartitionConfig {
-    /// Checks the parameters for `clients` clients.
-    pub fn validate(&self, clients: usize) -> Result<Partitioner> {
+    /// Checks the parameters for `clients` clients and labels in `0..classes`.
+    pub fn validate(&self, clients: usize, classes: usize) -> Result<Partitioner> {
         let bad = |m: String| Err(DataError::Partition(m));
         if clients == 0 {
             return bad("the number of clients cannot be zero".into());
@@ -173,11 +174,11 @@ impl PartitionConfig {
         if self.samples_per_client == Some(0) {
             return bad("samples_per_client cannot be zero".into());
         }
-        let mut allowed = vec![[true; NUM_CLASSES]; clients];
+        let mut allowed = vec![vec![true; classes]; clients];
         for w in &self.withhold {
             for &c in &w.classes {
-                if c >= NUM_CLASSES {
-                    return bad(format!("withheld class {c} is not in 0..{NUM_CLASSES}"));
+                if c >= classes {
+                    return bad(format!("withheld class {c} is not in 0..{classes}"));
                 }
                 for &k in &w.clients {
                     if k >= clients {
@@ -198,6 +199,7 @@ impl PartitionConfig {
             scheme,
             samples_per_client: self.samples_per_client,
             clients,
+            classes,
             allowed,
         })
     }
@@ -289,8 +291,8 @@ impl Partitioner {
         Ok(parts)
     }
 
-    fn by_class(labels: &[u8], rng: &mut Stream) -> Vec<Vec<usize>> {
-        let mut classes = vec![Vec::new(); NUM_CLASSES];
+    fn by_class(&self, labels: &[u8], rng: &mut Stream) -> Vec<Vec<usize>> {
+        let mut classes = vec![Vec::new(); self.classes];
         for (i, &l) in labels.iter().enumerate() {
             classes[l as usize].push(i);
         }
@@ -322,11 +324,11 @@ impl Partitioner {
             let mut pool: Vec<usize> = (0..labels.len()).collect();
             pool.shuffle(rng);
             pool.truncate(total);
-            let mut classes = vec![Vec::new(); NUM_CLASSES];
+            let mut classes = vec![Vec::new(); self.classes];
             for &i in &pool {
                 classes[labels[i] as usize].push(i);
             }
-            let mut class_order: Vec<usize> = (0..NUM_CLASSES).collect();
+            let mut class_order: Vec<usize> = (0..self.classes).collect();
             class_order.shuffle(rng);
             let mut parts = vec![Vec::new(); self.clients];
             for &c in &class_order {
@@ -385,7 +387,7 @@ impl Partitioner {
                 "{per} samples per client cannot form {cpc} shards"
             )));
         }
-        let mut sorted: Vec<usize> = Self::by_class(labels, rng).into_iter().flatten().collect();
+        let mut sorted: Vec<usize> = self.by_class(labels, rng).into_iter().flatten().collect();
         sorted.truncate(per * self.clients);
         sorted.sort_by_key(|&i| labels[i]);
         let shard_len = per / cpc;
@@ -431,6 +433,7 @@ impl Partitioner {
 
 #[cfg(test)]
 mod tests {
+    const NUM_CLASSES: usize = 10;
     use super::*;
 
     fn labels(n: usize) -> Vec<u8> {
@@ -473,7 +476,7 @@ mod tests {
                 }],
                 ..PartitionConfig::with_scheme(scheme.clone())
             };
-            let p = cfg.validate(10).unwrap();
+            let p = cfg.validate(10, NUM_CLASSES).unwrap();
             let a = p.split(&l, 1).unwrap();
             check_disjoint(&a, l.len());
             for k in [0, 4] {
@@ -494,10 +497,10 @@ mod tests {
             samples_per_client: Some(70),
             ..Default::default()
         };
-        let a = cfg.validate(10).unwrap().split(&l, 3).unwrap();
+        let a = cfg.validate(10, NUM_CLASSES).unwrap().split(&l, 3).unwrap();
         assert!(a.iter().all(|p| p.len() == 70));
         let whole = PartitionConfig::default()
-            .validate(7)
+            .validate(7, NUM_CLASSES)
             .unwrap()
             .split(&l, 3)
             .unwrap();
@@ -510,7 +513,7 @@ mod tests {
         let cfg = PartitionConfig::with_scheme(Scheme::Shards {
             classes_per_client: 2,
         });
-        let a = cfg.validate(10).unwrap().split(&l, 5).unwrap();
+        let a = cfg.validate(10, NUM_CLASSES).unwrap().split(&l, 5).unwrap();
         for p in &a {
             assert_eq!(p.len(), 200);
             let mut cls: Vec<u8> = p.iter().map(|&i| l[i]).collect();
@@ -531,7 +534,7 @@ mod tests {
             alpha: 0.1,
             min_size: 20,
         });
-        let a = cfg.validate(10).unwrap().split(&l, 9).unwrap();
+        let a = cfg.validate(10, NUM_CLASSES).unwrap().split(&l, 9).unwrap();
         assert!(a.iter().all(|p| p.len() >= 20 && p.len() <= 300));
         // alpha = 0.1 concentrates most clients on few classes.
         let dominant: usize = a
@@ -557,7 +560,11 @@ mod tests {
             })
         };
         for seed in 0..5 {
-            let a = cfg.validate(10).unwrap().split(&l, seed).unwrap();
+            let a = cfg
+                .validate(10, NUM_CLASSES)
+                .unwrap()
+                .split(&l, seed)
+                .unwrap();
             check_disjoint(&a, l.len());
             assert!(a.iter().all(|p| p.len() >= 10 && p.len() <= 100));
             let mut count = [0usize; NUM_CLASSES];
@@ -580,12 +587,12 @@ mod tests {
             samples_per_client: Some(10),
             ..PartitionConfig::with_scheme(Scheme::Contiguous)
         };
-        let a = cfg.validate(3).unwrap().split(&l, 0).unwrap();
+        let a = cfg.validate(3, NUM_CLASSES).unwrap().split(&l, 0).unwrap();
         assert_eq!(a[2], (20..30).collect::<Vec<_>>());
     }
 
     fn invalid(cfg: PartitionConfig, clients: usize) -> String {
-        cfg.validate(clients).unwrap_err().to_string()
+        cfg.validate(clients, NUM_CLASSES).unwrap_err().to_string()
     }
 
     #[test]
@@ -657,7 +664,11 @@ mod tests {
             samples_per_client: Some(50),
             ..Default::default()
         };
-        let m = cfg.validate(3).unwrap().split(&labels(100), 0).unwrap_err();
+        let m = cfg
+            .validate(3, NUM_CLASSES)
+            .unwrap()
+            .split(&labels(100), 0)
+            .unwrap_err();
         assert!(m.to_string().contains("need 150"));
     }
 }

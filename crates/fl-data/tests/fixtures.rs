@@ -28,8 +28,8 @@ fn fixtures_are_balanced() {
     for kind in DatasetKind::ALL {
         for (split, per) in [(Split::Train, 600), (Split::Test, 100)] {
             let d = Dataset::load(&root().join("fixtures"), kind, split).unwrap();
-            assert_eq!(d.class_counts(), [per; 10], "{kind} {split:?}");
-            assert_eq!((d.rows, d.cols), (28, 28));
+            assert_eq!(d.class_counts(), vec![per; 10], "{kind} {split:?}");
+            assert_eq!(d.shape, fl_data::ImageShape::grey(28, 28));
         }
     }
 }

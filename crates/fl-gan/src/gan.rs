@@ -223,11 +223,11 @@ impl Gan {
         Ok(stats)
     }
 
-    /// `n` generated images (`n * 784` values in [-1, 1]) from noise drawn from `rng`, made in
+    /// `n` generated images ([`crate::generator::IMAGE`], values in [-1, 1]) from noise drawn from `rng`, made in
     /// batches of the configured size (the generator's BatchNorm uses batch statistics, as
     /// during training).
     pub fn sample(&self, n: usize, rng: &mut Stream) -> Vec<f32> {
-        let mut out = Vec::with_capacity(n * fl_core::data::PIXELS);
+        let mut out = Vec::with_capacity(n * crate::generator::IMAGE.pixels());
         let mut left = n;
         while left > 0 {
             let b = left.min(self.cfg.batch_size);

@@ -6,7 +6,7 @@ use burn::nn::conv::{ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{relu, tanh};
 use burn::tensor::{Device, Tensor};
-use fl_core::model::SIDE;
+use fl_core::model::ImageShape;
 use fl_core::params::{load_flat, shapes};
 use rand::RngExt;
 
@@ -14,8 +14,11 @@ use rand::RngExt;
 pub const BASE_CHANNELS: usize = 64;
 /// Channels after the first transposed convolution (14x14).
 pub const MID_CHANNELS: usize = 32;
+/// The images the generator makes: grey 28x28 (two 2x up-samplings of a 7x7 map). The GAN
+/// attack refuses data of another shape.
+pub const IMAGE: ImageShape = ImageShape::grey(28, 28);
 /// Side of the first feature map.
-pub const BASE_SIDE: usize = SIDE / 4;
+pub const BASE_SIDE: usize = IMAGE.height / 4;
 const UP_KERNEL: usize = 4;
 
 /// The generator of the reconstruction attack.

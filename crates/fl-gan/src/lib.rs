@@ -14,7 +14,8 @@
 //! let mut gan = Gan::new(GanConfig::default(), &spec.device, 7);
 //! let stats = gan.train_against(spec, global, 3, 1)?; // draw class 3, attack round 1
 //! let images = gan.sample(64, &mut fl_data::rng::stream(7, "grid", &[]));
-//! fl_gan::grid::write_png("samples.png".as_ref(), &images, 8, 8, 3)?;
+//! let shape = fl_gan::generator::IMAGE;
+//! fl_gan::grid::write_png("samples.png".as_ref(), &images, shape, 8, 8, 3)?;
 //! # Ok(()) }
 //! ```
 

@@ -10,9 +10,9 @@ use fl_core::data::LocalData;
 use fl_core::error::{CoreError, Result};
 use fl_core::eval::{argmax, evaluate, logits};
 use fl_core::model::ModelKind;
-use fl_core::train::{ModelSpec, TrainConfig, train_local};
+use fl_core::train::{ModelSpec, TrainConfig, Trainer, train_local};
 use fl_data::rng::stream;
-use fl_data::{Dataset, DatasetKind, NUM_CLASSES, Split};
+use fl_data::{Dataset, DatasetKind, Split};
 use std::path::{Path, PathBuf};
 
 const MAGIC: &[u8; 8] = b"FLORACL1";
@@ -31,7 +31,7 @@ pub struct OracleRecipe {
 impl Default for OracleRecipe {
     fn default() -> Self {
         Self {
-            model: ModelKind::Cnn,
+            model: ModelKind::CNN,
             train: TrainConfig {
                 lr: 0.05,
                 momentum: 0.9,
@@ -84,18 +84,19 @@ impl Oracle {
         let test = LocalData::all(&Dataset::load(data_dir, dataset, Split::Test)?);
         let spec = ModelSpec {
             kind: recipe.model,
-            outputs: NUM_CLASSES + 1,
+            shape: train.shape,
+            outputs: train.classes() + 1,
             ..spec_like.clone()
         };
         let mut fp = recipe.tag().into_bytes();
         // The CPU kernels and burn's autodiff round differently, so each trains its own oracle,
         // and so do two revisions of the kernels' arithmetic.
-        let trainer = match spec.cpu_kernels {
-            Some(_) => format!(
+        let trainer = match spec.trainer() {
+            Trainer::Kernels { .. } => format!(
                 "trainer:cpu-kernels-r{}",
                 fl_core::backprop::KERNEL_REVISION
             ),
-            None => "trainer:burn-autodiff".into(),
+            Trainer::Burn => "trainer:burn-autodiff".into(),
         };
         fp.extend_from_slice(trainer.as_bytes());
         fp.extend_from_slice(&train.labels);
@@ -122,7 +123,7 @@ impl Oracle {
                 (p, false)
             }
         };
-        let test_accuracy = evaluate(&spec, &params, &test, NUM_CLASSES).accuracy;
+        let test_accuracy = evaluate(&spec, &params, &test, spec.classes()).accuracy;
         Ok(Self {
             spec,
             params,
@@ -134,10 +135,8 @@ impl Oracle {
 
     /// The class (0..K, or K for none of them) the oracle assigns to each image.
     pub fn classify(&self, images: &[f32]) -> Vec<usize> {
-        let data = LocalData {
-            images: images.to_vec(),
-            labels: vec![0; images.len() / fl_core::data::PIXELS],
-        };
+        let n = images.len() / self.spec.shape.pixels();
+        let data = LocalData::new(images.to_vec(), vec![0; n], self.spec.shape);
         logits(&self.spec, &self.params, &data)
             .chunks_exact(self.spec.outputs)
             .map(argmax)

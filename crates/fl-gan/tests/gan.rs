@@ -5,13 +5,14 @@ use fl_core::data::LocalData;
 use fl_core::model::ModelKind;
 use fl_core::train::{ModelSpec, TrainConfig, train_local};
 use fl_data::rng::stream;
-use fl_data::{DatasetKind, NUM_CLASSES, Split};
+use fl_data::{DatasetKind, Split};
 use fl_gan::{Gan, GanConfig};
 
 fn spec() -> ModelSpec {
     ModelSpec {
-        kind: ModelKind::Cnn,
-        outputs: NUM_CLASSES + 1,
+        kind: ModelKind::CNN,
+        shape: fl_data::ImageShape::grey(28, 28),
+        outputs: 11,
         device: DeviceKind::Flex.device().unwrap(),
         cpu_kernels: Some(1),
     }

@@ -5,7 +5,7 @@ use fl_core::data::LocalData;
 use fl_core::model::ModelKind;
 use fl_core::train::{ModelSpec, TrainConfig};
 use fl_data::scratch::ScratchDir;
-use fl_data::{Dataset, DatasetKind, NUM_CLASSES, Split};
+use fl_data::{Dataset, DatasetKind, Split};
 use fl_gan::oracle::{Oracle, OracleRecipe};
 
 #[test]
@@ -23,7 +23,7 @@ fn trained_once_then_read_from_the_cache_and_right_about_real_images() {
         }
     }
     let recipe = OracleRecipe {
-        model: ModelKind::Cnn,
+        model: ModelKind::CNN,
         train: TrainConfig {
             lr: 0.05,
             momentum: 0.9,
@@ -33,8 +33,9 @@ fn trained_once_then_read_from_the_cache_and_right_about_real_images() {
         },
     };
     let spec = ModelSpec {
-        kind: ModelKind::Cnn,
-        outputs: NUM_CLASSES + 1,
+        kind: ModelKind::CNN,
+        shape: fl_data::ImageShape::grey(28, 28),
+        outputs: 11,
         device: DeviceKind::Flex.device().unwrap(),
         cpu_kernels: Some(2),
     };

@@ -360,10 +360,7 @@ impl Attacker {
     ) -> Self {
         Self {
             cfg: cfg.clone(),
-            poisoned: LocalData {
-                images: targets.images.clone(),
-                labels: wrong_labels.to_vec(),
-            },
+            poisoned: LocalData::new(targets.images.clone(), wrong_labels.to_vec(), targets.shape),
             truth: targets.clone(),
             mask,
             own,
@@ -457,10 +454,7 @@ impl Attacker {
                 let g_attack = one_step(ctx, &self.poisoned, 0);
                 let masks: Vec<Vec<f32>> = (0..self.mask.len())
                     .map(|i| {
-                        let one = LocalData {
-                            images: self.mask.image(i).to_vec(),
-                            labels: vec![self.mask.labels[i]],
-                        };
+                        let one = self.mask.slice(i, i + 1);
                         one_step(ctx, &one, i + 1)
                     })
                     .collect();
@@ -503,12 +497,7 @@ impl Attacker {
                     .iter()
                     .enumerate()
                     .map(|(h, &(a, b))| {
-                        let part = LocalData {
-                            images: data.images
-                                [a * fl_core::data::PIXELS..b * fl_core::data::PIXELS]
-                                .to_vec(),
-                            labels: data.labels[a..b].to_vec(),
-                        };
+                        let part = data.slice(a, b);
                         let mut rng = ctx.rng("mia-reference-half", *k * 2 + h);
                         let (local, _) =
                             train_local(ctx.spec, ctx.global, &part, ctx.train, &mut rng);
@@ -618,20 +607,23 @@ mod tests {
         use fl_core::backprop::Optimizer;
         use fl_core::model::ModelKind;
         use fl_core::train::{ModelSpec, OptimizerKind};
+        let shape = fl_data::ImageShape::grey(28, 28);
         let spec = ModelSpec {
-            kind: ModelKind::Mlp,
+            kind: ModelKind::MLP,
+            shape,
             outputs: 11,
             device: fl_core::DeviceKind::Flex.device().unwrap(),
             cpu_kernels: Some(1),
         };
         let global = spec.initial_params(3);
         let mut rng = fl_data::rng::stream(1, "test-images", &[]);
-        let data = LocalData {
-            images: (0..8 * fl_core::data::PIXELS)
+        let data = LocalData::new(
+            (0..8 * shape.pixels())
                 .map(|_| rand::RngExt::random_range(&mut rng, -1.0f32..1.0))
                 .collect(),
-            labels: (0..8).map(|i| (i % 10) as u8).collect(),
-        };
+            (0..8).map(|i| (i % 10) as u8).collect(),
+            shape,
+        );
         let lr = 1e-3;
         let train = TrainConfig {
             lr,

@@ -219,7 +219,7 @@ impl Attack for MembershipAttack {
                 federation.spec(),
                 federation.global(),
                 &self.first_training,
-                fl_data::NUM_CLASSES,
+                federation.spec().classes(),
             )
             .accuracy;
             if accuracy >= threshold {
@@ -414,7 +414,7 @@ impl MiaRun {
                 "mia-mask",
             )?
         } else {
-            LocalData::default()
+            LocalData::empty(prepared.train.shape)
         };
         let calibration = match (mia.method, &prepared.reserve) {
             (MiaMethod::Passive, _) if !own_idx.is_empty() => {
@@ -434,7 +434,7 @@ impl MiaRun {
                         .into(),
                 ));
             }
-            _ => LocalData::default(),
+            _ => LocalData::empty(prepared.train.shape),
         };
         let own: Vec<(usize, LocalData)> = malicious
             .iter()
@@ -472,6 +472,8 @@ impl MiaRun {
             clients.insert(k, BenignClient::new(k, data));
         }
         let federation = prepared.federation(participants, rule)?;
+        let first_training =
+            first_training.unwrap_or_else(|| LocalData::empty(prepared.train.shape));
         Ok(Self {
             mia: mia.clone(),
             prepared,
@@ -482,7 +484,7 @@ impl MiaRun {
                 clients,
                 targets,
                 calibration,
-                first_training: first_training.unwrap_or_default(),
+                first_training,
                 judgements: Vec::new(),
             },
         })

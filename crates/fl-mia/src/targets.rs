@@ -2,8 +2,8 @@
 
 use fl_core::data::LocalData;
 use fl_core::error::{CoreError, Result};
+use fl_data::Dataset;
 use fl_data::rng::stream;
-use fl_data::{Dataset, NUM_CLASSES};
 use rand::RngExt;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
@@ -80,10 +80,11 @@ impl TargetSet {
             .chain(non_members.iter().map(|&index| Origin::NonMember { index }))
             .collect();
         let mut rng = stream(seed, "mia-wrong-labels", &[]);
+        let classes = train.classes();
         let wrong_labels = data
             .labels
             .iter()
-            .map(|&y| ((y as usize + rng.random_range(1..NUM_CLASSES)) % NUM_CLASSES) as u8)
+            .map(|&y| ((y as usize + rng.random_range(1..classes)) % classes) as u8)
             .collect();
         Ok(Self {
             data,
@@ -140,10 +141,11 @@ impl TargetSet {
 
     /// The targets with their wrong labels (what the poisoning attacks train on).
     pub fn poisoned(&self) -> LocalData {
-        LocalData {
-            images: self.data.images.clone(),
-            labels: self.wrong_labels.clone(),
-        }
+        LocalData::new(
+            self.data.images.clone(),
+            self.wrong_labels.clone(),
+            self.data.shape,
+        )
     }
 }
 
@@ -176,8 +178,14 @@ mod tests {
         let images: Vec<u8> = (0..n * 784)
             .map(|i| ((i / 784) as u8).wrapping_add(offset))
             .collect();
-        let labels: Vec<u8> = (0..n).map(|i| (i % NUM_CLASSES) as u8).collect();
-        Dataset::new(fl_data::DatasetKind::Mnist, images, labels, 28, 28).unwrap()
+        let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+        Dataset::new(
+            fl_data::DatasetKind::Mnist,
+            images,
+            labels,
+            fl_data::ImageShape::grey(28, 28),
+        )
+        .unwrap()
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use fl_core::eval::evaluate;
 use fl_core::experiment::Experiment;
 use fl_core::{FedAvg, FedConfig};
-use fl_data::NUM_CLASSES;
 use fl_defense::Atm;
 use fl_mia::targets::Origin;
 use fl_mia::{CoverSource, JudgeOn, MiaConfig, MiaMethod, MiaRun};
@@ -111,18 +110,10 @@ fn pretraining_on_the_targets_teaches_the_model_their_true_labels_before_the_att
         // taught the model their labels, so their loss shows it.
         let t = &run.attack.targets.data;
         let half = t.len() / 2;
-        let px = fl_core::data::PIXELS;
-        let non_members = fl_core::data::LocalData {
-            images: t.images[half * px..].to_vec(),
-            labels: t.labels[half..].to_vec(),
-        };
+        let non_members = t.slice(half, t.len());
         let spec = run.federation.spec().clone();
-        let e = fl_core::eval::evaluate(
-            &spec,
-            run.federation.global(),
-            &non_members,
-            fl_data::NUM_CLASSES,
-        );
+        let e =
+            fl_core::eval::evaluate(&spec, run.federation.global(), &non_members, spec.classes());
         (samples, e.loss)
     };
     let (own, plain) = go(false);
@@ -145,7 +136,7 @@ fn a_start_accuracy_starts_the_attack_once_the_model_knows_the_attackers_data() 
     let mut start_acc = Vec::new();
     for _ in 0..6 {
         let spec = pilot.federation.spec().clone();
-        start_acc.push(evaluate(&spec, pilot.federation.global(), &own, NUM_CLASSES).accuracy);
+        start_acc.push(evaluate(&spec, pilot.federation.global(), &own, spec.classes()).accuracy);
         pilot.run_round().unwrap();
     }
     // The best starting accuracy from round 2 on, first met in a later round.
@@ -189,10 +180,9 @@ fn a_cover_reserve_is_held_out_from_every_client_the_targets_and_the_evaluation(
     assert_eq!(covers.len(), 20);
     // 20 non-member targets and the 20 covers are out of the evaluation.
     assert_eq!(run.prepared.test.len() + 20, own.prepared.test.len());
-    let px = fl_core::data::PIXELS;
     let images = |d: &fl_core::data::LocalData| -> Vec<Vec<u32>> {
         d.images
-            .chunks_exact(px)
+            .chunks_exact(d.pixels())
             .map(|i| i.iter().map(|v| v.to_bits()).collect())
             .collect()
     };
@@ -306,7 +296,7 @@ fn the_pooled_split_gives_the_attacker_no_data_and_the_reserve_as_covers() {
     });
     let images = |d: &fl_core::data::LocalData| -> Vec<Vec<u8>> {
         d.images
-            .chunks_exact(fl_core::data::PIXELS)
+            .chunks_exact(d.pixels())
             .map(|c| {
                 c.iter()
                     .map(|&x| ((x + 1.0) * 127.5).round() as u8)

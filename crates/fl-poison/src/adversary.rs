@@ -7,7 +7,6 @@ use fl_core::error::{CoreError, Result};
 use fl_core::eval::evaluate;
 use fl_core::train::{TrainConfig, train_local};
 use fl_core::{Attack, Federation, MaliciousClients, RoundContext, RoundMetrics, Update};
-use fl_data::NUM_CLASSES;
 use fl_gan::{Gan, GanStats};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -119,7 +118,7 @@ impl Adversary {
         match self.cfg.start_accuracy {
             None => (true, None),
             Some(threshold) => {
-                let acc = evaluate(ctx.spec, ctx.global, &self.own, NUM_CLASSES).accuracy;
+                let acc = evaluate(ctx.spec, ctx.global, &self.own, ctx.spec.classes()).accuracy;
                 (acc >= threshold, Some(acc))
             }
         }
@@ -153,12 +152,12 @@ impl Adversary {
                 let mut rng = ctx.rng("attack-samples", self.client);
                 let mut add = |n: usize, label: usize| {
                     let images = gan.sample(n, &mut rng);
-                    for img in images.chunks_exact(fl_core::data::PIXELS) {
+                    for img in images.chunks_exact(fl_gan::generator::IMAGE.pixels()) {
                         data.push(img, label as u8);
                     }
                 };
                 if self.cfg.fake_class {
-                    add(self.cfg.n_fake, NUM_CLASSES);
+                    add(self.cfg.n_fake, ctx.spec.classes());
                 }
                 if self.cfg.poison {
                     add(self.cfg.n_poison, self.cfg.target);
@@ -245,7 +244,7 @@ impl Attack for Adversary {
     ) -> Result<AttackSummary> {
         Ok(AttackSummary::new(
             &self.cfg,
-            &federation.config().dataset.class_names(),
+            federation.config().dataset.class_names(),
             rounds,
             self.log.started_at,
             None,

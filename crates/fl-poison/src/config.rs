@@ -2,7 +2,6 @@
 
 use fl_core::FedConfig;
 use fl_core::error::{CoreError, Result};
-use fl_data::NUM_CLASSES;
 use fl_data::partition::Withhold;
 use fl_gan::GanConfig;
 use serde::{Deserialize, Serialize};
@@ -99,12 +98,22 @@ impl AttackConfig {
     /// Checks every value against the run it attacks.
     pub fn validate(&self, fed: &FedConfig) -> Result<()> {
         let bad = |m: String| Err(CoreError::Config(m));
+        let classes = fed.dataset.classes();
         for (name, c) in [("generate", self.generate), ("target", self.target)] {
-            if c >= NUM_CLASSES {
+            if c >= classes {
                 return bad(format!(
-                    "attack.{name} must be a class in 0..{NUM_CLASSES}, got {c}"
+                    "attack.{name} must be a class of {} in 0..{classes}, got {c}",
+                    fed.dataset.title()
                 ));
             }
+        }
+        if self.method == AttackMethod::Gan && fed.dataset.shape() != fl_gan::generator::IMAGE {
+            return bad(format!(
+                "the GAN attack's generator makes {} images; {} has {} ones",
+                fl_gan::generator::IMAGE,
+                fed.dataset.title(),
+                fed.dataset.shape()
+            ));
         }
         if self.generate == self.target {
             return bad(format!(

@@ -170,7 +170,7 @@ impl AttackRun {
     pub fn summary(&self, rows: &[AttackRoundMetrics], fidelity: Option<f64>) -> AttackSummary {
         AttackSummary::new(
             &self.attack,
-            &self.prepared.config.dataset.class_names(),
+            self.prepared.config.dataset.class_names(),
             rows,
             self.adversary.log().started_at,
             fidelity,

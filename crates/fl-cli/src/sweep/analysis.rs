@@ -3,16 +3,16 @@
 //! classes' vulnerability, with seeded permutation tests; and the published observations the
 //! report compares them with, kept as data (`published.toml`).
 
+use super::K;
 use super::stats::{
     TestResult, group_means_test, mean, median, pearson, seed_asymmetry_test, signed_rank_test,
     std, test_rng,
 };
 use super::store::CellResult;
-use fl_data::{DatasetKind, NUM_CLASSES};
+use fl_data::DatasetKind;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-const K: usize = NUM_CLASSES;
 /// A 10x10 matrix with holes (the diagonal, cells not run).
 pub type Grid10 = [[Option<f64>; K]; K];
 

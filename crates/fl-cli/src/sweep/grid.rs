@@ -1,5 +1,6 @@
 //! The grid of a sweep: datasets x pairs (G, T) x seeds over one base attack config.
 
+use super::K;
 use crate::attack::{AttackRunConfig, resolve_attack};
 use crate::config::set_dotted;
 use crate::config::{server_rule, shown_defense};
@@ -7,7 +8,7 @@ use crate::grid::axes::{Axis, Expanded, Point, expand};
 use crate::grid::numbers_hash;
 use anyhow::{Context, Result, bail};
 use fl_core::FedConfig;
-use fl_data::{DatasetKind, NUM_CLASSES};
+use fl_data::DatasetKind;
 use fl_defense::DefenseConfig;
 use fl_poison::AttackConfig;
 use serde::{Deserialize, Serialize};
@@ -154,9 +155,16 @@ impl Grid {
         if datasets.is_empty() || seeds.is_empty() || pairs.is_empty() {
             bail!("a grid needs at least one dataset, one seed and one pair");
         }
+        if let Some(d) = datasets.iter().find(|d| d.classes() != K) {
+            bail!(
+                "the study's matrices are {K} x {K}; {} has {} classes",
+                d.title(),
+                d.classes()
+            );
+        }
         for &(g, t) in &pairs {
-            if g >= NUM_CLASSES || t >= NUM_CLASSES || g == t {
-                bail!("pair [{g}, {t}]: G and T must be different classes below {NUM_CLASSES}");
+            if g >= K || t >= K || g == t {
+                bail!("pair [{g}, {t}]: G and T must be different classes below {K}");
             }
         }
         let unique = |n: usize, m: usize, what: &str| {
@@ -305,12 +313,8 @@ impl Grid {
 
 /// Every (G, T) with G != T, in order.
 pub fn all_pairs() -> Vec<(usize, usize)> {
-    (0..NUM_CLASSES)
-        .flat_map(|g| {
-            (0..NUM_CLASSES)
-                .filter(move |&t| t != g)
-                .map(move |t| (g, t))
-        })
+    (0..K)
+        .flat_map(|g| (0..K).filter(move |&t| t != g).map(move |t| (g, t)))
         .collect()
 }
 

@@ -25,6 +25,10 @@ use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// Cells of the full study (2 datasets x 90 pairs x 3 seeds), for time projections.
+/// Classes of the study's datasets (MNIST and Fashion-MNIST): its matrices are K x K, and a
+/// grid over a dataset with another number of classes is refused.
+pub const K: usize = 10;
+
 pub const FULL_GRID_CELLS: usize = 540;
 
 /// Runs `grid` into `opts.out` and, unless sharded, writes the report; returns what ran and

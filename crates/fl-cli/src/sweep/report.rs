@@ -2,21 +2,20 @@
 //! as CSV, heat maps and a histogram, the generator's drawings, and `report.md` with the
 //! published observations (`published.toml`) beside this sweep's figures.
 
+use super::K;
 pub use super::analysis::{Analysis, ClassRow, Grid10, Matrix, Symmetry, analyse};
 use super::analysis::{Published, published_observations};
 use super::stats::TestResult;
 use super::store::{CellResult, SAMPLE_ROW, SweepDir};
 use crate::plot::{Figure, plot_err, viridis};
 use anyhow::Result;
-use fl_core::data::PIXELS;
+use fl_data::DatasetKind;
 use fl_data::atomic::write_atomic;
-use fl_data::{DatasetKind, NUM_CLASSES};
+use fl_gan::generator::IMAGE;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-
-const K: usize = NUM_CLASSES;
 
 /// Writes the report of the cells in `dir` into `dir/report/`; `expected` is the number of
 /// cells of the grid, when known. Returns the path of `report.md`.
@@ -91,11 +90,11 @@ fn write_reconstructions(
             });
         match best.and_then(|c| c.images().map(|i| (c, i))) {
             Some((c, img)) => {
-                images.extend_from_slice(&img[..SAMPLE_ROW * PIXELS]);
+                images.extend_from_slice(&img[..SAMPLE_ROW * IMAGE.pixels()]);
                 rows.push(Some((c.target, c.summary.attack.fidelity)));
             }
             None => {
-                images.extend(std::iter::repeat_n(-1.0, SAMPLE_ROW * PIXELS));
+                images.extend(std::iter::repeat_n(-1.0, SAMPLE_ROW * IMAGE.pixels()));
                 rows.push(None);
             }
         }
@@ -104,6 +103,7 @@ fn write_reconstructions(
         fl_gan::grid::write_png(
             &out.join(format!("{}-reconstructions.png", dataset.name())),
             &images,
+            IMAGE,
             K,
             SAMPLE_ROW,
             3,
@@ -116,7 +116,7 @@ fn write_reconstructions(
 pub fn csv(m: &Matrix, values: &Grid10) -> String {
     let names = m.dataset.class_names();
     let mut s = String::from("G \\ T");
-    for n in &names {
+    for n in names {
         let _ = write!(s, ",{n}");
     }
     s.push('\n');

@@ -8,7 +8,6 @@ use crate::config::server_rule;
 use crate::grid::{CellSpec, Experiment, GridOptions, GridReport, GroupContext};
 use anyhow::{Context, Result, bail};
 use fl_core::DeviceKind;
-use fl_core::data::PIXELS;
 use fl_data::DatasetKind;
 use fl_gan::oracle::Oracle;
 use fl_poison::{AttackRoundMetrics, AttackRun, WarmStart};
@@ -168,6 +167,7 @@ fn run_cell(
             .collect(),
         warm_rounds,
         seconds: crate::summary::round6(started.elapsed().as_secs_f64()),
-        samples: samples.map(|s| encode_images(&s[..SAMPLE_ROW * PIXELS])),
+        samples: samples
+            .map(|s| encode_images(&s[..SAMPLE_ROW * fl_gan::generator::IMAGE.pixels()])),
     })
 }

@@ -246,7 +246,7 @@ fn reconstruct(args: ReconstructArgs) -> Result<()> {
     expect_kind(&mut table, RunKind::Poison, "fl attack reconstruct")?;
     let (fed, attack, defense) = resolve_attack(table)?;
     let classes: Vec<usize> = if args.all_classes {
-        (0..fl_data::NUM_CLASSES).collect()
+        (0..fed.dataset.classes()).collect()
     } else if args.generate.is_empty() {
         anyhow::bail!("say which classes: --generate G (repeatable) or --all-classes");
     } else {
