@@ -97,10 +97,12 @@ pub enum RunKind {
     /// Model poisoning by malicious clients that see the benign updates (`[attack] kind =
     /// "model-poison"`).
     ModelPoison,
+    /// A pixel-trigger backdoor by data poisoning (`[attack] kind = "backdoor"`).
+    Backdoor,
 }
 
 /// The attacks an `[attack]` section's `kind` names, with what each sets.
-pub const ATTACK_KINDS: [(&str, &str); 5] = [
+pub const ATTACK_KINDS: [(&str, &str); 6] = [
     (
         "gan-poison",
         "GAN reconstruction + poisoning ([attack], method = \"gan\")",
@@ -122,13 +124,18 @@ pub const ATTACK_KINDS: [(&str, &str); 5] = [
         "model poisoning by omniscient clients (method = sign-flip, ipm, alie, gaussian, \
          min-max, min-sum, fang-trim, fang-krum, ipm-adaptive, alie-adaptive, none)",
     ),
+    (
+        "backdoor",
+        "a BadNets pixel-trigger backdoor by data poisoning (scale: model replacement; \
+         adaptive: the scale picked against the rule)",
+    ),
 ];
 
 /// Decides what `table` runs, from `[attack] kind = "..."` (see [`ATTACK_KINDS`]), or from
 /// the sections it has (`[mia]`: membership inference; `[attack]` without `kind`: its
 /// `method`; neither: training), and rewrites a tagged section into the form the run reads
 /// (`kind = "mia"` moves `[attack]` to `[mia]`; the GAN-poisoning kinds set `method`;
-/// `model-poison` keeps `[attack]` as its own section).
+/// `model-poison` and `backdoor` keep `[attack]` as their own section).
 pub fn run_kind(table: &mut Table) -> Result<RunKind> {
     let kind = match table.get_mut("attack") {
         Some(Value::Table(attack)) => attack.remove("kind"),
@@ -159,6 +166,7 @@ pub fn run_kind(table: &mut Table) -> Result<RunKind> {
             return Ok(RunKind::Mia);
         }
         "model-poison" => return Ok(RunKind::ModelPoison),
+        "backdoor" => return Ok(RunKind::Backdoor),
         "gan-poison" => "gan",
         "label-flip" => "label-flip",
         "baseline" => "none",
@@ -201,6 +209,29 @@ pub fn server_rule(fed: &FedConfig, defense: &DefenseConfig) -> Result<Box<dyn A
 /// nothing for FedAvg.
 pub fn shown_defense(fed: &FedConfig, defense: &DefenseConfig) -> Result<Option<DefenseConfig>> {
     Ok(defense.shown_for(&fed.aggregator)?)
+}
+
+/// A resolved config written as TOML, its `[attack]` tagged `kind = "<kind>"` so that the
+/// file runs again.
+pub fn tagged_toml<T: serde::Serialize>(config: &T, kind: &str) -> Result<String> {
+    let mut t: Table = Table::try_from(config)?;
+    if let Some(Value::Table(a)) = t.get_mut("attack") {
+        a.insert("kind".into(), Value::String(kind.into()));
+    }
+    Ok(toml::to_string_pretty(&t)?)
+}
+
+/// A config table of an attack kind that keeps `[attack]` as its own section (`kind` already
+/// taken out) split into the federated part, `[attack]` and `[defense]`; unknown keys in any
+/// are errors.
+pub fn resolve_attack_section<A: DeserializeOwned>(
+    mut table: Table,
+) -> Result<(fl_core::FedConfig, A, DefenseConfig)> {
+    let attack = take_section(&mut table, "attack")?;
+    let defense = take_defense(&mut table)?;
+    let fed: fl_core::FedConfig = resolve(table)?;
+    let attack: A = resolve(attack).map_err(|e| e.context("in [attack]"))?;
+    Ok((fed, attack, defense))
 }
 
 /// Deserialises a table into a config type; unknown keys are errors.

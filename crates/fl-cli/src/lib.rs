@@ -4,6 +4,7 @@
 //! program can call them the same way.
 
 pub mod attack;
+pub mod backdoor;
 pub mod bench;
 pub mod config;
 pub mod grid;

@@ -2,13 +2,13 @@
 //! updates and send a crafted vector (sign flipping, IPM, ALIE, Gaussian, Min-Max, Min-Sum),
 //! one run written to a run folder.
 
-use crate::config::{resolve, server_rule, shown_defense, take_defense, take_section};
+use crate::config::{resolve_attack_section, server_rule, shown_defense, tagged_toml};
 use crate::plot::{Figure, LineChart, Series};
 use crate::run_dir::RunDir;
 use crate::runner::{CHECKPOINT_EVERY, RoundHook, run_rounds};
 use crate::summary::Summary;
 use crate::train::draw_curves;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use fl_core::FedConfig;
 use fl_core::experiment::Prepared;
 use fl_defense::DefenseConfig;
@@ -34,24 +34,14 @@ pub struct ModelPoisonRunConfig {
 impl ModelPoisonRunConfig {
     /// The config as written, `[attack]` tagged with its kind so that the file runs again.
     pub fn to_toml(&self) -> Result<String> {
-        let mut t: Table = toml::Table::try_from(self)?;
-        if let Some(toml::Value::Table(a)) = t.get_mut("attack") {
-            a.insert("kind".into(), toml::Value::String("model-poison".into()));
-        }
-        Ok(toml::to_string_pretty(&t)?)
+        tagged_toml(self, "model-poison")
     }
 }
 
 /// A config table (of kind model-poison, `kind` already taken out) split into the federated
 /// part, `[attack]` and `[defense]`; unknown keys in any are errors.
-pub fn resolve_model_poison(
-    mut table: Table,
-) -> Result<(FedConfig, ModelPoisonConfig, DefenseConfig)> {
-    let attack = take_section(&mut table, "attack")?;
-    let defense = take_defense(&mut table)?;
-    let fed: FedConfig = resolve(table)?;
-    let attack: ModelPoisonConfig = resolve(attack).context("in [attack]")?;
-    Ok((fed, attack, defense))
+pub fn resolve_model_poison(table: Table) -> Result<(FedConfig, ModelPoisonConfig, DefenseConfig)> {
+    resolve_attack_section(table)
 }
 
 /// The summary of a model-poisoning run (`summary.json`).

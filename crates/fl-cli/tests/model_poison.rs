@@ -2,48 +2,15 @@
 //! written config running again to the same numbers, what each crafted vector is relative
 //! to the benign mean, and a robust rule's verdict in the records.
 
+mod common;
+
+use common::{fl, records};
 use fl_data::scratch::ScratchDir;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn fl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fl"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .env_remove("FL_DATA_DIR")
-        .output()
-        .expect("fl runs")
-}
 
 /// Runs the tiny config with `sets` into `out`; the records without their timings.
 fn run(out: &Path, sets: &[&str]) -> Vec<serde_json::Value> {
-    let out_s = out.display().to_string();
-    let mut args = vec![
-        "run",
-        "--config",
-        "configs/tiny/model-poison.toml",
-        "--out",
-        &out_s,
-        "-q",
-    ];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    let o = fl(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    records(out)
-}
-
-fn records(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("time");
-            v
-        })
-        .collect()
+    common::run_config("configs/tiny/model-poison.toml", out, sets)
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //!   per round and summarised over the attack period;
 //! - [`run`]: [`AttackRun`], a federated run with the adversary in place;
 //! - [`model`]: model poisoning by malicious clients that see the benign updates (sign
-//!   flipping, IPM, ALIE, Gaussian noise, Min-Max, Min-Sum), as [`ModelPoisoning`].
+//!   flipping, IPM, ALIE, Gaussian noise, Min-Max, Min-Sum), as [`ModelPoisoning`];
+//! - [`backdoor`]: a BadNets pixel-trigger backdoor by data poisoning, with and without model
+//!   replacement, and with the scale picked against the rule in force, as [`Backdoor`].
 //!
 //! The combined attack, in each attack round: train the generator against the global model
 //! towards G; add `n_fake` generated images labelled K (the extra "fake" class) and `n_poison`
@@ -17,12 +19,14 @@
 //! locally like a benign client; multiply the update by `boost`.
 
 pub mod adversary;
+pub mod backdoor;
 pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod run;
 
 pub use adversary::{Adversary, AdversaryRound, AdversaryTiming, AttackLog};
+pub use backdoor::{Backdoor, BackdoorConfig, BackdoorRound, BackdoorSummary};
 pub use config::{AttackConfig, AttackMethod};
 pub use metrics::{AttackRoundMetrics, AttackScores, AttackSummary};
 pub use model::{ModelPoisonConfig, ModelPoisoning, PoisonMethod};

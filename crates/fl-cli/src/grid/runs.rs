@@ -8,6 +8,7 @@ use super::axes::{Axis, Expanded, Point, expand};
 use super::store::{GridDir, Manifest};
 use super::{CellSpec, Experiment, GridOptions, GridReport, GroupContext, Record, numbers_hash};
 use crate::attack::{AttackRunConfig, resolve_attack};
+use crate::backdoor::{BackdoorRunConfig, resolve_backdoor};
 use crate::config::{RunKind, run_kind, server_rule, set_dotted, shown_defense, take_defense};
 use crate::mia::{MiaRunConfig, resolve_mia};
 use crate::model_poison::{ModelPoisonRunConfig, resolve_model_poison};
@@ -17,7 +18,7 @@ use fl_core::{DeviceKind, FedConfig};
 use fl_data::atomic::write_atomic;
 use fl_defense::DefenseConfig;
 use fl_mia::MiaConfig;
-use fl_poison::{AttackConfig, ModelPoisonConfig};
+use fl_poison::{AttackConfig, BackdoorConfig, ModelPoisonConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -195,6 +196,8 @@ pub enum Resolved {
     Mia(FedConfig, MiaConfig, DefenseConfig),
     /// Model poisoning.
     ModelPoison(FedConfig, ModelPoisonConfig, DefenseConfig),
+    /// A backdoor.
+    Backdoor(FedConfig, BackdoorConfig, DefenseConfig),
 }
 
 impl Resolved {
@@ -220,6 +223,11 @@ impl Resolved {
                 a.validate(&f)?;
                 Resolved::ModelPoison(f, a, d)
             }
+            RunKind::Backdoor => {
+                let (f, a, d) = resolve_backdoor(table)?;
+                a.validate(&f)?;
+                Resolved::Backdoor(f, a, d)
+            }
         };
         r.fed().validate()?;
         server_rule(r.fed(), r.defense())?;
@@ -232,7 +240,8 @@ impl Resolved {
             Resolved::Train(f, _)
             | Resolved::Poison(f, _, _)
             | Resolved::Mia(f, _, _)
-            | Resolved::ModelPoison(f, _, _) => f,
+            | Resolved::ModelPoison(f, _, _)
+            | Resolved::Backdoor(f, _, _) => f,
         }
     }
 
@@ -241,7 +250,8 @@ impl Resolved {
             Resolved::Train(f, _)
             | Resolved::Poison(f, _, _)
             | Resolved::Mia(f, _, _)
-            | Resolved::ModelPoison(f, _, _) => f,
+            | Resolved::ModelPoison(f, _, _)
+            | Resolved::Backdoor(f, _, _) => f,
         }
     }
 
@@ -250,7 +260,8 @@ impl Resolved {
             Resolved::Train(_, d)
             | Resolved::Poison(_, _, d)
             | Resolved::Mia(_, _, d)
-            | Resolved::ModelPoison(_, _, d) => d,
+            | Resolved::ModelPoison(_, _, d)
+            | Resolved::Backdoor(_, _, d) => d,
         }
     }
 
@@ -276,6 +287,11 @@ impl Resolved {
                 attack: a.clone(),
                 defense: shown_defense(f, d)?,
             }),
+            Resolved::Backdoor(f, a, d) => numbers_hash(&BackdoorRunConfig {
+                fed: f.clone(),
+                attack: a.clone(),
+                defense: shown_defense(f, d)?,
+            }),
         })
     }
 
@@ -293,6 +309,9 @@ impl Resolved {
             }
             Resolved::ModelPoison(f, a, d) => {
                 crate::model_poison::run(f, a, d, out, progress)?;
+            }
+            Resolved::Backdoor(f, a, d) => {
+                crate::backdoor::run(f, a, d, out, progress)?;
             }
         }
         let path = out.join("summary.json");

@@ -1,10 +1,53 @@
-//! A tiny sweep grid over the fixtures, shared by the sweep tests on CPU and on wgpu.
+//! What several test binaries share: the `fl` binary run from the repository root, a run's
+//! records, and a tiny sweep grid over the fixtures (the sweep tests on CPU and on wgpu).
 #![allow(dead_code)] // each test binary uses its own part
 
 use fl_cli::grid::Record;
 use fl_cli::sweep::{CellResult, GridOptions, Shard, SweepDir};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `fl` binary run with `args` from the repository root.
+pub fn fl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fl"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .env_remove("FL_DATA_DIR")
+        .output()
+        .expect("fl runs")
+}
+
+/// `fl run --config <config>` with `--set` for each of `sets`, into `out`, which must
+/// succeed; its records without their timings.
+pub fn run_config(config: &str, out: &Path, sets: &[&str]) -> Vec<serde_json::Value> {
+    let out_s = out.display().to_string();
+    let mut args = vec!["run", "--config", config, "--out", &out_s, "-q"];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let o = fl(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    records(out)
+}
+
+/// The records of a run folder (`metrics.jsonl`) without their timings.
+pub fn records(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("time");
+            v
+        })
+        .collect()
+}
+
+/// A run folder's `summary.json`.
+pub fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
 
 /// `configs/tiny/grid.toml` (three cells, two sharing G = 1, of a 3-round GAN attack on 3
 /// clients x 200 fixture images) written into `dir` with the fixtures' absolute path.

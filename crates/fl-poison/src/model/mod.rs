@@ -136,11 +136,24 @@ impl<'a> RuleCopy<'a> {
 
     /// The rule's aggregate with `candidate` sent by every malicious client.
     pub fn aggregate(&mut self, candidate: &[f32]) -> Result<fl_core::Aggregate> {
+        let all = vec![candidate; self.copies];
+        self.aggregate_each(&all)
+    }
+
+    /// The rule's aggregate with malicious client `c` sending `candidates[c]` (one per copy).
+    pub fn aggregate_each(&mut self, candidates: &[&[f32]]) -> Result<fl_core::Aggregate> {
+        if candidates.len() != self.copies {
+            return Err(CoreError::Config(format!(
+                "{} candidates for {} malicious clients",
+                candidates.len(),
+                self.copies
+            )));
+        }
         self.updates.truncate(self.benign);
         self.updates
-            .extend((0..self.copies).map(|c| fl_core::Update {
+            .extend(candidates.iter().enumerate().map(|(c, v)| fl_core::Update {
                 client: c,
-                delta: candidate.to_vec(),
+                delta: v.to_vec(),
                 num_samples: 1,
                 train_loss: 0.0,
             }));

@@ -1,5 +1,6 @@
 //! `fl run`: any experiment from one config file, the attack chosen by its `[attack] kind`
-//! (`gan-poison`, `label-flip`, `baseline`, `mia`, `model-poison`), training without one.
+//! (`gan-poison`, `label-flip`, `baseline`, `mia`, `model-poison`, `backdoor`), training
+//! without one.
 //! `fl train` and `fl attack ...` are its short forms.
 
 use super::attack::{membership, poison};
@@ -16,7 +17,42 @@ pub fn run(args: TrainArgs) -> Result<()> {
         RunKind::Poison => poison(table, out, args.quiet),
         RunKind::Mia => membership(table, out, args.quiet),
         RunKind::ModelPoison => model_poison(table, out, args.quiet),
+        RunKind::Backdoor => backdoor(table, out, args.quiet),
     }
+}
+
+/// Runs the backdoor `table` describes, into `out` or a folder under results/ named after
+/// the run, the scale and the rule.
+fn backdoor(table: toml::Table, out: Option<&std::path::Path>, quiet: bool) -> Result<()> {
+    let (fed, attack, defense) = fl_cli::backdoor::resolve_backdoor(table)?;
+    let out = out.map(std::path::Path::to_path_buf).unwrap_or_else(|| {
+        std::path::PathBuf::from("results").join(format!(
+            "{}-backdoor-x{}{}-{}",
+            fed.name,
+            attack.scale,
+            if attack.adaptive { "-adaptive" } else { "" },
+            fed.aggregator
+        ))
+    });
+    let s = fl_cli::backdoor::run(&fed, &attack, &defense, &out, !quiet)?;
+    let a = &s.attack;
+    println!(
+        "backdoor x{} (scale {}{}) vs {}: attack success {:.4} (highest {:.4}), main accuracy \
+         {:.4}{}",
+        a.malicious,
+        a.scale,
+        if a.adaptive { ", adaptive" } else { "" },
+        fed.aggregator,
+        a.final_attack_success,
+        a.max_attack_success,
+        a.final_accuracy,
+        a.malicious_kept_share.map_or(String::new(), |k| format!(
+            "; the server kept {:.0}% of the malicious updates",
+            k * 100.0
+        ))
+    );
+    println!("results in {}", out.display());
+    Ok(())
 }
 
 /// Runs the model-poisoning attack `table` describes, into `out` or a folder under results/

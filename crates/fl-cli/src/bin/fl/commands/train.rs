@@ -67,6 +67,7 @@ pub fn expect_kind(table: &mut toml::Table, want: RunKind, command: &str) -> Res
                 RunKind::Poison => "a poisoning attack ([attack])",
                 RunKind::Mia => "membership inference ([mia])",
                 RunKind::ModelPoison => "model poisoning ([attack] kind = \"model-poison\")",
+                RunKind::Backdoor => "a backdoor ([attack] kind = \"backdoor\")",
             }
         );
     }
