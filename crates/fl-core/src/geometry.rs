@@ -32,6 +32,15 @@ pub fn angle_from(dot: f64, na: f64, nb: f64) -> f64 {
     (dot / (na * nb)).clamp(-1.0, 1.0).acos()
 }
 
+/// The cosine similarity of two vectors, in [-1, 1]; 0 when either is zero.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let (na, nb) = (norm(a), norm(b));
+    if na == 0.0 || nb == 0.0 {
+        return 0.0;
+    }
+    (dot(a, b) / (na * nb)).clamp(-1.0, 1.0)
+}
+
 /// `m[i][j] = f(v[i], v[j])` for a symmetric `f`, each pair computed once.
 pub fn pairwise(v: &[&[f32]], f: impl Fn(&[f32], &[f32]) -> f64) -> Vec<Vec<f64>> {
     pairwise_indices(v.len(), |i, j| f(v[i], v[j]))

@@ -10,6 +10,7 @@ use crate::bucketing::Bucketing;
 use crate::bulyan::Bulyan;
 use crate::centered_clip::CenteredClipParams;
 use crate::dnc::Dnc;
+use crate::flame::Flame;
 use crate::fltrust::FlTrust;
 use crate::foolsgold::FoolsGoldParams;
 use crate::geomed::GeoMed;
@@ -115,6 +116,10 @@ pub const RULES: &[Rule] = &[
     Rule::of::<CenteredClipParams>(
         "centered-clip",
         "centered clipping around the last aggregate (Karimireddy et al.)",
+    ),
+    Rule::of::<Flame>(
+        "flame",
+        "largest HDBSCAN cluster of cosine distances, clipped to the median norm, plus noise (FLAME)",
     ),
 ];
 

@@ -14,6 +14,8 @@
 //!   random coordinate subsets dropped, [`dnc`]);
 //! - server data: [`FlTrust`] (trust from each update's cosine with the server's own update on
 //!   its root set, `ServerRound::server`, [`fltrust`]);
+//! - clustering: [`Flame`] (HDBSCAN on the updates' cosine distances, the largest cluster
+//!   clipped to the median norm, Gaussian noise scaled by it, [`flame`]);
 //! - history: [`FoolsGold`] (Sybils whose summed updates point alike are down-weighted, a
 //!   rule with state, [`foolsgold`]);
 //! - pre-aggregation, composed with any rule by name (`"nnm+krum"`, [`mix`]): [`Nnm`]
@@ -45,6 +47,7 @@ pub mod centered_clip;
 mod check;
 pub mod config;
 pub mod dnc;
+pub mod flame;
 pub mod fltrust;
 pub mod foolsgold;
 pub mod geomed;
@@ -59,6 +62,7 @@ pub use config::{DefenseConfig, PRE, Pre, RULES, Rule, RuleParams, names, pre_na
 pub use dnc::Dnc;
 /// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
 pub use fl_core::geometry;
+pub use flame::Flame;
 pub use fltrust::FlTrust;
 pub use foolsgold::{FoolsGold, FoolsGoldParams};
 pub use geomed::GeoMed;

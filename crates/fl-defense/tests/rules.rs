@@ -99,8 +99,14 @@ fn identical_updates_give_that_update() {
             );
             continue;
         }
+        // FLAME adds noise of 0.001 x the median norm (3.36) by design: within 5 sigma.
+        let tolerance = if name == "flame" {
+            5.0 * 0.001 * 3.36
+        } else {
+            1e-6
+        };
         for (x, y) in a.delta.iter().zip(&d) {
-            assert!((x - y).abs() < 1e-6, "{}: {:?}", name, a.delta);
+            assert!((x - y).abs() < tolerance, "{}: {:?}", name, a.delta);
         }
     }
 }
