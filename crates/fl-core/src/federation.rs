@@ -394,6 +394,7 @@ impl Federation {
             train: &self.config.train,
             sampled: &sorted,
             benign_updates: &[],
+            server: self.server.as_ref(),
         };
         let (attack_now, honest_now): (Vec<usize>, Vec<usize>) =
             others.iter().partition(|&&k| is_controlled(k));

@@ -28,9 +28,23 @@ pub struct RoundContext<'a> {
     /// [`Participant::observes_benign_updates`] is true (a full-knowledge threat model),
     /// empty otherwise.
     pub benign_updates: &'a [Update],
+    /// The server's own data (`server_samples`), for an attack whose threat model grants
+    /// knowledge of it (a full-knowledge attacker simulating FLTrust); honest clients never
+    /// read it.
+    pub server: Option<&'a LocalData>,
 }
 
-impl RoundContext<'_> {
+impl<'a> RoundContext<'a> {
+    /// The server's data as a rule sees it ([`crate::ServerRound::server`]), for attacks that
+    /// simulate the rule in force.
+    pub fn server_data(&self) -> Option<crate::update::ServerData<'a>> {
+        self.server.map(|data| crate::update::ServerData {
+            data,
+            spec: self.spec,
+            train: self.train,
+        })
+    }
+
     /// The random stream for `purpose` of `client` in this round.
     pub fn rng(&self, purpose: &str, client: usize) -> Stream {
         stream(self.seed, purpose, &[client as u64, self.round as u64])

@@ -639,6 +639,7 @@ mod tests {
             train: &train,
             sampled: &[],
             benign_updates: &[],
+            server: None,
         };
         // A fresh Adam's first step moves every parameter by at most lr, most by nearly lr.
         let fresh = OptimizerState::default();

@@ -321,7 +321,7 @@ impl Backdoor {
                 global: ctx.global,
                 malicious: mal.len(),
                 client: 0,
-                server: None,
+                server: ctx.server_data(),
             },
         )?;
         let mut best: Option<(f64, f64)> = None;

@@ -137,6 +137,7 @@ fn update_with_boost(boost: f64) -> Vec<f32> {
         global: &global,
         spec: &spec,
         train: &run.prepared.config.train,
+        server: None,
         sampled: &[],
         benign_updates: &[],
     };

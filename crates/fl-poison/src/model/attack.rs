@@ -120,8 +120,8 @@ impl ModelPoisoning {
                     .filter(|&&c| c < self.config.malicious)
                     .count(),
                 client,
-                // The attacker does not hold the server's own data.
-                server: None,
+                // The full-knowledge attacker knows the server's data where it has some.
+                server: ctx.server_data(),
             },
         )?;
         let mean = super::mean(&benign);
