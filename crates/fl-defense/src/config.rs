@@ -10,13 +10,14 @@ use crate::bucketing::Bucketing;
 use crate::bulyan::Bulyan;
 use crate::centered_clip::CenteredClipParams;
 use crate::dnc::Dnc;
+use crate::fang_defense::FangDefense;
 use crate::flame::Flame;
 use crate::fltrust::FlTrust;
 use crate::foolsgold::FoolsGoldParams;
 use crate::geomed::GeoMed;
 use crate::mix::{Composed, PreParams};
 use crate::nnm::Nnm;
-use crate::rules::{Atm, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean};
+use crate::rules::{AngleMedian, Atm, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean};
 use fl_core::error::{CoreError, Result};
 use fl_core::{Aggregator, FedAvg};
 use serde::de::DeserializeOwned;
@@ -94,12 +95,20 @@ pub const RULES: &[Rule] = &[
         "atm",
         "angular trimmed mean (the FedPoisonMIA paper's defense)",
     ),
+    Rule::of::<AngleMedian>(
+        "angle-median",
+        "the update of smallest mean angle to all (the FedPoisonMIA authors' angle-median)",
+    ),
     Rule::of::<NormClip>("clip", "updates clipped to a norm bound, then FedAvg"),
     Rule::of::<GaussianDp>("dp", "clipped mean plus Gaussian noise (DP-FedAvg style)"),
     Rule::of::<GeoMed>("geomed", "geometric median, smoothed Weiszfeld (RFA)"),
     Rule::of::<Dnc>(
         "dnc",
         "updates far along the top singular direction of random coordinates dropped (DnC)",
+    ),
+    Rule::of::<FangDefense>(
+        "fang-lrr-err",
+        "updates whose removal most lowers the validation loss or error rejected (Fang et al.)",
     ),
     Rule::of::<FlTrust>(
         "fltrust",

@@ -13,7 +13,8 @@
 //! - spectral: [`Dnc`] (Divide-and-Conquer: updates far along the top singular direction of
 //!   random coordinate subsets dropped, [`dnc`]);
 //! - server data: [`FlTrust`] (trust from each update's cosine with the server's own update on
-//!   its root set, `ServerRound::server`, [`fltrust`]);
+//!   its root set, `ServerRound::server`, [`fltrust`]), [`FangDefense`] (Fang et al.'s loss- and
+//!   error-rate-based rejection on the server's validation set, [`fang_defense`]);
 //! - clustering: [`Flame`] (HDBSCAN on the updates' cosine distances, the largest cluster
 //!   clipped to the median norm, Gaussian noise scaled by it, [`flame`]);
 //! - history: [`FoolsGold`] (Sybils whose summed updates point alike are down-weighted, a
@@ -47,6 +48,7 @@ pub mod centered_clip;
 mod check;
 pub mod config;
 pub mod dnc;
+pub mod fang_defense;
 pub mod flame;
 pub mod fltrust;
 pub mod foolsgold;
@@ -60,6 +62,7 @@ pub use bulyan::Bulyan;
 pub use centered_clip::{CenteredClip, CenteredClipParams};
 pub use config::{DefenseConfig, PRE, Pre, RULES, Rule, RuleParams, names, pre_names};
 pub use dnc::Dnc;
+pub use fang_defense::{FangDefense, Reject};
 /// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
 pub use fl_core::geometry;
 pub use flame::Flame;
@@ -69,5 +72,6 @@ pub use geomed::GeoMed;
 pub use mix::{Composed, Mixed, PreAggregator, PreParams};
 pub use nnm::Nnm;
 pub use rules::{
-    AdaptiveBound, Atm, ClipBound, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean,
+    AdaptiveBound, AngleMedian, Atm, ClipBound, GaussianDp, Krum, Median, MultiKrum, NormClip,
+    TrimmedMean,
 };

@@ -305,6 +305,32 @@ impl Aggregator for Atm {
     }
 }
 
+/// Angle-median (as the FedPoisonMIA authors' code defines it, beside their Angular Trimmed
+/// Mean): the single update whose mean angle to all updates is smallest (the lowest client
+/// id on ties), sent unchanged.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AngleMedian {}
+
+impl RuleParams for AngleMedian {
+    fn build(&self) -> Box<dyn Aggregator> {
+        Box::new(*self)
+    }
+}
+
+impl Aggregator for AngleMedian {
+    /// Keeps nothing across rounds.
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
+    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
+        let v = by_client(updates)?;
+        let best = ascending(&Atm::mean_angles(&v))[0];
+        Ok(Aggregate::new(v[best].delta.clone(), vec![v[best].client]))
+    }
+}
+
 /// How many of the updates have an L2 norm above `bound` (those clipping scales down).
 fn count_above(v: &[&Update], bound: f64) -> usize {
     v.iter().filter(|u| norm(&u.delta) > bound).count()

@@ -3,8 +3,8 @@
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
 use fl_defense::{
-    AdaptiveBound, Atm, ClipBound, DefenseConfig, GaussianDp, Krum, Median, MultiKrum, NormClip,
-    TrimmedMean, names,
+    AdaptiveBound, AngleMedian, Atm, ClipBound, DefenseConfig, GaussianDp, Krum, Median, MultiKrum,
+    NormClip, TrimmedMean, names,
 };
 use rand::RngExt;
 use rand::seq::SliceRandom;
@@ -52,11 +52,11 @@ fn fresh(name: &str) -> Box<dyn Aggregator> {
 fn all_rules() -> Vec<(&'static str, Box<dyn Aggregator>)> {
     // Every rule, and each pre-aggregation step before one.
     let composed = ["nnm+median", "bucketing+median", "bucketing+nnm+krum"];
-    // FLTrust trains on the server's root set, which these plain rounds do not carry: its own
-    // file and the CLI's tests cover it.
+    // FLTrust and Fang's rejections use the server's own data, which these plain rounds do not
+    // carry: their own files and the CLI's tests cover them.
     names()
         .into_iter()
-        .filter(|n| *n != "fltrust")
+        .filter(|n| !["fltrust", "fang-lrr-err"].contains(n))
         .chain(composed)
         .map(|n| (n, fresh(n)))
         .collect()
@@ -226,6 +226,27 @@ fn atm_by_hand() {
     assert_eq!(a.kept, vec![0, 1]);
     assert_eq!(a.delta, vec![0.5, 1.0]);
     assert_eq!(Atm { b: 0 }.once(&ups).unwrap().kept, vec![0, 1, 2, 3]);
+}
+
+#[test]
+fn angle_median_by_hand() {
+    // As in atm_by_hand, clients 0, 1 and 3 tie at mean angle 1.5 pi / 4: the lowest id wins,
+    // and its update is sent as it is.
+    let ups = vec![
+        up(0, vec![1.0, 0.0], 1),
+        up(1, vec![0.0, 2.0], 1),
+        up(2, vec![-3.0, 0.0], 1),
+        up(3, vec![2.0, 0.0], 1),
+    ];
+    let a = AngleMedian {}.once(&ups).unwrap();
+    assert_eq!((a.kept, a.delta), (vec![0], vec![1.0, 0.0]));
+    // A fifth update tilted by e = atan(0.02) towards client 1: its angles sum to
+    // e + (pi/2 - e) + (pi - e) + e = 3 pi / 2, while client 0's are 3 pi / 2 + e. It wins.
+    let mut more = ups.clone();
+    more.push(up(4, vec![5.0, 0.1], 1));
+    let a = AngleMedian {}.once(&more).unwrap();
+    assert_eq!(a.kept, vec![4]);
+    assert_eq!(a.delta, vec![5.0, 0.1]);
 }
 
 #[test]
