@@ -9,6 +9,7 @@
 use crate::bucketing::Bucketing;
 use crate::bulyan::Bulyan;
 use crate::centered_clip::CenteredClipParams;
+use crate::deepsight::DeepSightLite;
 use crate::dnc::Dnc;
 use crate::fang_defense::FangDefense;
 use crate::flame::Flame;
@@ -17,6 +18,7 @@ use crate::foolsgold::FoolsGoldParams;
 use crate::geomed::GeoMed;
 use crate::mix::{Composed, PreParams};
 use crate::nnm::Nnm;
+use crate::rflbat::RflbatLite;
 use crate::rules::{AngleMedian, Atm, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean};
 use fl_core::error::{CoreError, Result};
 use fl_core::{Aggregator, FedAvg};
@@ -125,6 +127,16 @@ pub const RULES: &[Rule] = &[
     Rule::of::<CenteredClipParams>(
         "centered-clip",
         "centered clipping around the last aggregate (Karimireddy et al.)",
+    ),
+    Rule::of::<DeepSightLite>(
+        "deepsight-lite",
+        "two-means on distance to the mean and norm, larger group clipped (the FedPoisonMIA \
+         authors' DeepSight)",
+    ),
+    Rule::of::<RflbatLite>(
+        "rflbat-lite",
+        "distance filters and two-means on two principal components (the FedPoisonMIA \
+         authors' RFLBAT)",
     ),
     Rule::of::<Flame>(
         "flame",

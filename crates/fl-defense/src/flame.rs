@@ -15,6 +15,7 @@
 //! Blades cluster updates as well). HDBSCAN is the `hdbscan` crate's, on the precomputed
 //! distances.
 
+use crate::cluster::median;
 use crate::config::RuleParams;
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::{cosine, mean, norm, pairwise};
@@ -78,17 +79,6 @@ pub fn admitted(dist: &[Vec<f64>]) -> Result<Vec<usize>> {
         Some((size, c)) if size > 0 => (0..n).filter(|&i| labels[i] == c).collect(),
         _ => (0..n).collect(),
     })
-}
-
-/// The median of `v` (the mean of the two middle values for an even count).
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 impl Aggregator for Flame {

@@ -17,6 +17,10 @@
 //!   error-rate-based rejection on the server's validation set, [`fang_defense`]);
 //! - clustering: [`Flame`] (HDBSCAN on the updates' cosine distances, the largest cluster
 //!   clipped to the median norm, Gaussian noise scaled by it, [`flame`]);
+//! - the FedPoisonMIA authors' simplified forms of two backdoor defenses: [`DeepSightLite`]
+//!   (two-means on each update's distance to the mean and norm, the larger group clipped,
+//!   [`deepsight`]) and [`RflbatLite`] (distance filters and two-means on the top two
+//!   principal components, [`rflbat`]); neither is the published defense in full;
 //! - history: [`FoolsGold`] (Sybils whose summed updates point alike are down-weighted, a
 //!   rule with state, [`foolsgold`]);
 //! - pre-aggregation, composed with any rule by name (`"nnm+krum"`, [`mix`]): [`Nnm`]
@@ -46,7 +50,9 @@ pub mod bucketing;
 pub mod bulyan;
 pub mod centered_clip;
 mod check;
+pub mod cluster;
 pub mod config;
+pub mod deepsight;
 pub mod dnc;
 pub mod fang_defense;
 pub mod flame;
@@ -55,12 +61,14 @@ pub mod foolsgold;
 pub mod geomed;
 pub mod mix;
 pub mod nnm;
+pub mod rflbat;
 pub mod rules;
 
 pub use bucketing::Bucketing;
 pub use bulyan::Bulyan;
 pub use centered_clip::{CenteredClip, CenteredClipParams};
 pub use config::{DefenseConfig, PRE, Pre, RULES, Rule, RuleParams, names, pre_names};
+pub use deepsight::DeepSightLite;
 pub use dnc::Dnc;
 pub use fang_defense::{FangDefense, Reject};
 /// Norms, distances and angles (fl-core's, shared with the attacks that must stay within them).
@@ -71,6 +79,7 @@ pub use foolsgold::{FoolsGold, FoolsGoldParams};
 pub use geomed::GeoMed;
 pub use mix::{Composed, Mixed, PreAggregator, PreParams};
 pub use nnm::Nnm;
+pub use rflbat::RflbatLite;
 pub use rules::{
     AdaptiveBound, AngleMedian, Atm, ClipBound, GaussianDp, Krum, Median, MultiKrum, NormClip,
     TrimmedMean,
