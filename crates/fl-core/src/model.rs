@@ -8,7 +8,7 @@
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::relu;
@@ -151,7 +151,7 @@ pub struct Architecture {
 }
 
 /// Every architecture a config can name: add a line here for a new one.
-pub const ARCHITECTURES: &[&Architecture] = &[&CNN, &MLP, &MLP_WIDE, &FEDAVG_CNN];
+pub const ARCHITECTURES: &[&Architecture] = &[&CNN, &MLP, &MLP_WIDE, &FEDAVG_CNN, &RESNET20];
 
 const CNN: Architecture = Architecture {
     name: "cnn",
@@ -197,6 +197,15 @@ const FEDAVG_CNN: Architecture = Architecture {
     kernels: None,
 };
 
+const RESNET20: Architecture = Architecture {
+    name: "resnet20",
+    about: "the FedPoisonMIA authors' ResNet20 (3 stages of 3 basic blocks, 16/32/64 channels, \
+            global average pooling; 0.27M parameters) in their bn = false form; no CPU \
+            kernels: trains through burn",
+    build: |d, device| Box::new(ResNet20::new(d, device)),
+    kernels: None,
+};
+
 /// Which architecture: a handle on one [`Architecture`], written in configs by its name.
 #[derive(Clone, Copy)]
 pub struct ModelKind(&'static Architecture);
@@ -210,6 +219,8 @@ impl ModelKind {
     pub const MLP_WIDE: ModelKind = ModelKind(&MLP_WIDE);
     /// `fedavg-cnn`.
     pub const FEDAVG_CNN: ModelKind = ModelKind(&FEDAVG_CNN);
+    /// `resnet20`.
+    pub const RESNET20: ModelKind = ModelKind(&RESNET20);
 
     /// Any architecture, also one defined outside this crate (not nameable in configs unless
     /// it is in [`ARCHITECTURES`]).
@@ -389,6 +400,97 @@ impl Network for FedAvgCnn {
         let [b, c, h, w] = x.dims();
         let x = relu(self.fc1.forward(x.reshape([b, c * h * w])));
         self.fc2.forward(x)
+    }
+}
+
+/// A 3x3 convolution without bias, "same" padding, of `stride`.
+fn conv3(cin: usize, cout: usize, stride: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([cin, cout], [3, 3])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+        .with_bias(false)
+        .init(device)
+}
+
+/// A basic residual block: conv3 -> ReLU -> conv3, plus the input (through a strided 1x1
+/// convolution where the shape changes), then ReLU.
+#[derive(Module, Debug)]
+pub struct BasicBlock {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    shortcut: Option<Conv2d>,
+}
+
+impl BasicBlock {
+    fn new(cin: usize, cout: usize, stride: usize, device: &Device) -> Self {
+        let shortcut = (stride != 1 || cin != cout).then(|| {
+            Conv2dConfig::new([cin, cout], [1, 1])
+                .with_stride([stride, stride])
+                .with_bias(false)
+                .init(device)
+        });
+        Self {
+            conv1: conv3(cin, cout, stride, device),
+            conv2: conv3(cout, cout, 1, device),
+            shortcut,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let out = self.conv2.forward(relu(self.conv1.forward(x.clone())));
+        let skip = match &self.shortcut {
+            Some(c) => c.forward(x),
+            None => x,
+        };
+        relu(out + skip)
+    }
+}
+
+/// ResNet20 as the FedPoisonMIA authors' `models.py` builds it (conv 16, three stages of three
+/// basic blocks with 16, 32 and 64 channels, strides 1, 2, 2, 1x1 projection shortcuts where
+/// the shape changes, average pooling to 1x1, a linear layer), with their `bn = False`:
+/// BatchNorm's running statistics are not parameters, so the flat vectors the protocol
+/// averages could not carry them.
+#[derive(Module, Debug)]
+pub struct ResNet20 {
+    conv1: Conv2d,
+    blocks: Vec<BasicBlock>,
+    pool: AdaptiveAvgPool2d,
+    fc: Linear,
+}
+
+impl ResNet20 {
+    fn new(d: &Dims, device: &Device) -> Self {
+        let mut blocks = Vec::new();
+        let mut cin = 16;
+        for (cout, stride) in [(16, 1), (32, 2), (64, 2)] {
+            for b in 0..3 {
+                blocks.push(BasicBlock::new(
+                    cin,
+                    cout,
+                    if b == 0 { stride } else { 1 },
+                    device,
+                ));
+                cin = cout;
+            }
+        }
+        Self {
+            conv1: conv3(d.image.channels, 16, 1, device),
+            blocks,
+            pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            fc: LinearConfig::new(64, d.outputs).init(device),
+        }
+    }
+}
+
+impl Network for ResNet20 {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = relu(self.conv1.forward(x));
+        for b in &self.blocks {
+            x = b.forward(x);
+        }
+        let [n, c, _, _] = x.dims();
+        self.fc.forward(self.pool.forward(x).reshape([n, c]))
     }
 }
 

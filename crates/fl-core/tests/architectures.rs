@@ -250,6 +250,40 @@ fn the_fedavg_cnn_has_the_papers_size_and_trains_through_burn() {
 }
 
 #[test]
+fn resnet20_has_the_authors_size_and_learns_through_burn() {
+    let spec = flex_spec(ModelKind::RESNET20, ImageShape::grey(28, 28), 10);
+    assert!(matches!(spec.trainer(), Trainer::Burn));
+    // conv1 1*16*9; stage 1: 3 x 2 x 16*16*9; stage 2: 16*32*9 + 32*32*9 + 16*32 (shortcut),
+    // then 2 x 2 x 32*32*9; stage 3 likewise with 64; fc 64*11 + 11.
+    let stage1 = 3 * 2 * 16 * 16 * 9;
+    let stage2 = 16 * 32 * 9 + 32 * 32 * 9 + 16 * 32 + 2 * 2 * 32 * 32 * 9;
+    let stage3 = 32 * 64 * 9 + 64 * 64 * 9 + 32 * 64 + 2 * 2 * 64 * 64 * 9;
+    assert_eq!(
+        spec.num_params(),
+        144 + stage1 + stage2 + stage3 + 64 * 11 + 11
+    );
+    assert_eq!(spec.num_params(), 270_683);
+    // Two brightness classes: a few Adam steps fit them.
+    let data = synthetic(ImageShape::grey(28, 28), 2, 16, 4);
+    let init = spec.initial_params(3);
+    let tc = TrainConfig {
+        lr: 1e-3,
+        optimizer: fl_core::train::OptimizerKind::Adam,
+        batch_size: 8,
+        epochs: 4,
+        ..Default::default()
+    };
+    let (a, first) = train_local(&spec, &init, &data, &tc, &mut stream(0, "t", &[]));
+    let (_, later) = train_local(&spec, &a, &data, &tc, &mut stream(1, "t", &[]));
+    assert!(
+        later.loss < first.loss,
+        "{} then {}",
+        first.loss,
+        later.loss
+    );
+}
+
+#[test]
 fn keeping_optimizer_state_needs_kernels_and_says_why() {
     let config = FedConfig {
         clients: 1,
@@ -301,7 +335,7 @@ fn a_test_set_of_another_shape_is_refused() {
 #[test]
 fn configs_name_architectures_from_the_registry() {
     let names: Vec<&str> = ARCHITECTURES.iter().map(|a| a.name).collect();
-    assert_eq!(names, ["cnn", "mlp", "mlp-wide", "fedavg-cnn"]);
+    assert_eq!(names, ["cnn", "mlp", "mlp-wide", "fedavg-cnn", "resnet20"]);
     for a in ARCHITECTURES {
         let k = ModelKind::parse(a.name).unwrap();
         let toml = format!("model = \"{}\"\n", a.name);
@@ -312,7 +346,7 @@ fn configs_name_architectures_from_the_registry() {
     let e = toml::from_str::<FedConfig>("model = \"resnet\"\n").unwrap_err();
     assert!(
         e.to_string()
-            .contains("unknown model `resnet` (known: cnn, mlp, mlp-wide, fedavg-cnn)"),
+            .contains("unknown model `resnet` (known: cnn, mlp, mlp-wide, fedavg-cnn, resnet20)"),
         "{e}"
     );
 }
