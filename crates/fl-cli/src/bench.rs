@@ -431,10 +431,11 @@ pub fn aggregators(sizes: &[usize], dim: usize, reps: usize) -> Result<Vec<Aggre
             .into_iter()
             .map(|p| format!("{p}+fedavg"))
             .collect();
-        // FLTrust is left out: its cost is one local training on the server's root set.
+        // FLTrust and Fang's rejection are left out: their cost is one local training on the
+        // server's root set, and n + 1 evaluations on its validation set.
         let names = fl_defense::names()
             .into_iter()
-            .filter(|n| *n != "fltrust")
+            .filter(|n| !["fltrust", "fang-lrr-err"].contains(n))
             .map(String::from)
             .chain(steps);
         for name in names {
