@@ -1,15 +1,14 @@
 //! `fl run` with `[attack] kind = "backdoor"`: a BadNets pixel-trigger backdoor by data
 //! poisoning, with and without model replacement, one run written to a run folder.
 
-use crate::config::{resolve_attack_section, server_rule, shown_defense, tagged_toml};
+use crate::config::{resolve_attack_section, shown_defense, tagged_toml};
 use crate::plot::{Figure, LineChart, Series};
 use crate::run_dir::RunDir;
-use crate::runner::{CHECKPOINT_EVERY, RoundHook, run_rounds};
+use crate::runner::{RoundHook, run_seated};
 use crate::summary::Summary;
 use crate::train::draw_curves;
 use anyhow::Result;
 use fl_core::FedConfig;
-use fl_core::experiment::Prepared;
 use fl_defense::DefenseConfig;
 use fl_poison::{Backdoor, BackdoorConfig, BackdoorRound, BackdoorSummary};
 use serde::{Deserialize, Serialize};
@@ -64,19 +63,11 @@ pub fn run(
 ) -> Result<BackdoorRunSummary> {
     fed.validate()?;
     attack.validate(fed)?;
-    let rule = server_rule(fed, defense)?;
-    let dir = RunDir::create(out)?;
     let written = BackdoorRunConfig {
         fed: fed.clone(),
         attack: attack.clone(),
         defense: shown_defense(fed, defense)?,
     };
-    dir.write("config.toml", written.to_toml()?.as_bytes())?;
-    let prepared = Prepared::load(fed)?;
-    // The attacker's own copy of the server's rule (the adaptive scale is picked against it).
-    let mut backdoor = Backdoor::new(&prepared, attack, server_rule(fed, defense)?)?;
-    let clients: Vec<usize> = (0..attack.malicious).collect();
-    let mut federation = prepared.federation(prepared.seated(&clients), rule)?;
     let label = format!(
         "{} backdoor x{} scale {}{} vs {}",
         fed.name,
@@ -85,14 +76,17 @@ pub fn run(
         if attack.adaptive { " adaptive" } else { "" },
         fed.aggregator
     );
-    let rows = run_rounds(
-        &mut federation,
-        &mut backdoor,
-        &dir,
+    // The attacker's own copy of the server's rule: the adaptive scale is picked against it.
+    let (dir, backdoor, federation, rows) = run_seated(
+        fed,
+        defense,
+        out,
+        &written.to_toml()?,
+        attack.malicious,
         &label,
         progress,
         &mut Success,
-        CHECKPOINT_EVERY,
+        |prepared, rule| Backdoor::new(prepared, attack, rule),
     )?;
     let base: Vec<fl_core::RoundMetrics> = rows.iter().map(|r| r.base.clone()).collect();
     let summary = BackdoorRunSummary {

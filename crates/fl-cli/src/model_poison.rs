@@ -2,15 +2,14 @@
 //! updates and send a crafted vector (sign flipping, IPM, ALIE, Gaussian, Min-Max, Min-Sum),
 //! one run written to a run folder.
 
-use crate::config::{resolve_attack_section, server_rule, shown_defense, tagged_toml};
+use crate::config::{resolve_attack_section, shown_defense, tagged_toml};
 use crate::plot::{Figure, LineChart, Series};
 use crate::run_dir::RunDir;
-use crate::runner::{CHECKPOINT_EVERY, RoundHook, run_rounds};
+use crate::runner::{RoundHook, run_seated};
 use crate::summary::Summary;
 use crate::train::draw_curves;
 use anyhow::Result;
 use fl_core::FedConfig;
-use fl_core::experiment::Prepared;
 use fl_defense::DefenseConfig;
 use fl_poison::model::{ModelPoisonRound, ModelPoisonSummary};
 use fl_poison::{ModelPoisonConfig, ModelPoisoning};
@@ -66,19 +65,11 @@ pub fn run(
 ) -> Result<ModelPoisonRunSummary> {
     fed.validate()?;
     attack.validate(fed)?;
-    let rule = server_rule(fed, defense)?;
-    let dir = RunDir::create(out)?;
     let written = ModelPoisonRunConfig {
         fed: fed.clone(),
         attack: attack.clone(),
         defense: shown_defense(fed, defense)?,
     };
-    dir.write("config.toml", written.to_toml()?.as_bytes())?;
-    let prepared = Prepared::load(fed)?;
-    // The attacker's own copy of the server's rule (the adaptive methods simulate it).
-    let mut poison = ModelPoisoning::new(&prepared, attack, server_rule(fed, defense)?)?;
-    let clients: Vec<usize> = (0..attack.malicious).collect();
-    let mut federation = prepared.federation(prepared.seated(&clients), rule)?;
     let label = format!(
         "{} {} x{} vs {}",
         fed.name,
@@ -86,14 +77,17 @@ pub fn run(
         attack.malicious,
         fed.aggregator
     );
-    let rows = run_rounds(
-        &mut federation,
-        &mut poison,
-        &dir,
+    // The attacker's own copy of the server's rule: the adaptive methods simulate it.
+    let (dir, poison, federation, rows) = run_seated(
+        fed,
+        defense,
+        out,
+        &written.to_toml()?,
+        attack.malicious,
         &label,
         progress,
         &mut Poison,
-        CHECKPOINT_EVERY,
+        |prepared, rule| ModelPoisoning::new(prepared, attack, rule),
     )?;
     let base: Vec<fl_core::RoundMetrics> = rows.iter().map(|r| r.base.clone()).collect();
     let summary = ModelPoisonRunSummary {

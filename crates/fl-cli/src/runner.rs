@@ -62,6 +62,45 @@ impl<A: Attack> RoundHook<A> for Accuracy {
     }
 }
 
+/// A run of an attack whose clients `0..malicious` sit in the federation: the run folder
+/// created under `out` with `config_toml` written as `config.toml`, the data loaded, the
+/// attack built by `build` (given the prepared run and its own copy of the server's rule, for
+/// attacks that simulate it), the rounds run with checkpoints; returns the folder, the attack,
+/// the federation after the last round and the records.
+#[allow(clippy::too_many_arguments)]
+pub fn run_seated<A: Attack>(
+    fed: &fl_core::FedConfig,
+    defense: &fl_defense::DefenseConfig,
+    out: &std::path::Path,
+    config_toml: &str,
+    malicious: usize,
+    label: &str,
+    progress: bool,
+    hook: &mut dyn RoundHook<A>,
+    build: impl FnOnce(
+        &fl_core::experiment::Prepared,
+        Box<dyn fl_core::Aggregator>,
+    ) -> fl_core::Result<A>,
+) -> Result<(RunDir, A, Federation, Vec<A::Round>)> {
+    let rule = crate::config::server_rule(fed, defense)?;
+    let dir = RunDir::create(out)?;
+    dir.write("config.toml", config_toml.as_bytes())?;
+    let prepared = fl_core::experiment::Prepared::load(fed)?;
+    let mut attack = build(&prepared, crate::config::server_rule(fed, defense)?)?;
+    let clients: Vec<usize> = (0..malicious).collect();
+    let mut federation = prepared.federation(prepared.seated(&clients), rule)?;
+    let rows = run_rounds(
+        &mut federation,
+        &mut attack,
+        &dir,
+        label,
+        progress,
+        hook,
+        CHECKPOINT_EVERY,
+    )?;
+    Ok((dir, attack, federation, rows))
+}
+
 /// Runs `federation` with `attack` until it is finished, writing `metrics.jsonl` into `dir`
 /// after every round and a checkpoint every `checkpoint_every` rounds (0: never); continues
 /// from `dir`'s checkpoint when it holds one of this config. The bar (hidden unless

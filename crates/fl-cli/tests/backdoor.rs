@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{fl, records, summary};
+use common::summary;
 use fl_data::scratch::ScratchDir;
 use std::path::Path;
 
@@ -31,20 +31,8 @@ fn a_seeded_backdoor_is_reproducible_and_beats_the_clean_run() {
     let s = summary(&a);
     insta::assert_json_snapshot!("tiny_backdoor_summary", s["attack"]);
     assert!(a.join("backdoor.png").exists());
-    let config = std::fs::read_to_string(a.join("config.toml")).unwrap();
-    assert!(config.contains("kind = \"backdoor\""), "{config}");
-    let b = tmp.path().join("b");
-    let o = fl(&[
-        "run",
-        "--config",
-        &a.join("config.toml").display().to_string(),
-        "--out",
-        &b.display().to_string(),
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
-        records(&b),
+        common::rerun_written(&a, &tmp.path().join("b"), "backdoor"),
         rows,
         "the written config gives the same numbers"
     );

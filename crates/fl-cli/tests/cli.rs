@@ -1,5 +1,7 @@
 //! The `fl` binary as a user meets it: help texts, a seeded run on fixtures, errors.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -57,15 +59,7 @@ fn tiny_run(out: &Path) -> Output {
 
 /// `metrics.jsonl` without the timings, which vary from run to run.
 fn metrics_without_time(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("time");
-            v
-        })
-        .collect()
+    common::records(dir)
 }
 
 /// Runs `command` with the `config.toml` that run `a` wrote, into `b`; returns `b`'s metrics.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{fl, records};
+use common::fl;
 use fl_data::scratch::ScratchDir;
 use std::path::Path;
 
@@ -40,19 +40,10 @@ fn a_seeded_run_is_reproducible_from_its_written_config() {
     insta::assert_json_snapshot!("tiny_model_poison_summary", summary["attack"]);
     assert!(a.join("poison.png").exists() && a.join("accuracy.png").exists());
     // The written config names its kind and runs again to the same numbers.
-    let config = std::fs::read_to_string(a.join("config.toml")).unwrap();
-    assert!(config.contains("kind = \"model-poison\""), "{config}");
-    let b = tmp.path().join("b");
-    let o = fl(&[
-        "run",
-        "--config",
-        &a.join("config.toml").display().to_string(),
-        "--out",
-        &b.display().to_string(),
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(records(&b), rows);
+    assert_eq!(
+        common::rerun_written(&a, &tmp.path().join("b"), "model-poison"),
+        rows
+    );
 }
 
 #[test]

@@ -165,28 +165,30 @@ const CNN: Architecture = Architecture {
     }),
 };
 
-const MLP: Architecture = Architecture {
-    name: "mlp",
-    about: "784 -> 200 -> 200 -> K+1 with ReLU (199k parameters)",
-    build: |d, device| Box::new(Mlp::new(d, MLP_HIDDEN, device)),
-    kernels: Some(Kernels {
-        supports: |_| true,
-        forward: crate::inference::mlp_block::<MLP_HIDDEN>,
-        gradient: crate::backprop::mlp_gradient::<MLP_HIDDEN>,
-    }),
-};
+/// An MLP with two hidden layers of `H` units, on the CPU kernels.
+const fn mlp<const H: usize>(name: &'static str, about: &'static str) -> Architecture {
+    Architecture {
+        name,
+        about,
+        build: |d, device| Box::new(Mlp::new(d, H, device)),
+        kernels: Some(Kernels {
+            supports: |_| true,
+            forward: crate::inference::mlp_block::<H>,
+            gradient: crate::backprop::mlp_gradient::<H>,
+        }),
+    }
+}
 
-const MLP_WIDE: Architecture = Architecture {
-    name: "mlp-wide",
-    about: "784 -> 512 -> 512 -> K+1 with ReLU (670k parameters): room to memorise a \
-            client's data, as the FedPoisonMIA authors' ResNet20 does",
-    build: |d, device| Box::new(Mlp::new(d, MLP_WIDE_HIDDEN, device)),
-    kernels: Some(Kernels {
-        supports: |_| true,
-        forward: crate::inference::mlp_block::<MLP_WIDE_HIDDEN>,
-        gradient: crate::backprop::mlp_gradient::<MLP_WIDE_HIDDEN>,
-    }),
-};
+const MLP: Architecture = mlp::<MLP_HIDDEN>(
+    "mlp",
+    "784 -> 200 -> 200 -> K+1 with ReLU (199k parameters)",
+);
+
+const MLP_WIDE: Architecture = mlp::<MLP_WIDE_HIDDEN>(
+    "mlp-wide",
+    "784 -> 512 -> 512 -> K+1 with ReLU (670k parameters): room to memorise a client's data, \
+     as the FedPoisonMIA authors' ResNet20 does",
+);
 
 const FEDAVG_CNN: Architecture = Architecture {
     name: "fedavg-cnn",

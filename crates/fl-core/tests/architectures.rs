@@ -3,10 +3,13 @@
 //! no kernels; the kernels follow the image shape and class count they are given; configs
 //! name architectures from the registry.
 
+mod common;
+
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
+use common::worst_difference;
 use fl_core::data::LocalData;
 use fl_core::model::{ARCHITECTURES, Architecture, Dims, ImageShape, ModelKind, Net, Network};
 use fl_core::train::{ModelSpec, TrainConfig, Trainer, train_local};
@@ -75,12 +78,19 @@ fn flex_spec(kind: ModelKind, shape: ImageShape, classes: usize) -> ModelSpec {
     }
 }
 
-fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max)
+/// Why `Federation::new` refuses one client holding `client` with the model `spec` and the
+/// test set `test`, under `config` (one client).
+fn refusal(config: FedConfig, spec: ModelSpec, client: LocalData, test: LocalData) -> String {
+    Federation::new(
+        config,
+        spec,
+        vec![Box::new(fl_core::BenignClient::new(0, client))],
+        Box::new(FedAvg),
+        test,
+    )
+    .err()
+    .expect("refused")
+    .to_string()
 }
 
 #[test]
@@ -294,19 +304,12 @@ fn keeping_optimizer_state_needs_kernels_and_says_why() {
         ..Default::default()
     };
     let spec = flex_spec(ModelKind::new(&TINY), COLOUR, 4);
-    let e = Federation::new(
+    let m = refusal(
         config,
         spec,
-        vec![Box::new(fl_core::BenignClient::new(
-            0,
-            synthetic(COLOUR, 4, 8, 1),
-        ))],
-        Box::new(FedAvg),
+        synthetic(COLOUR, 4, 8, 1),
         synthetic(COLOUR, 4, 8, 2),
-    )
-    .err()
-    .expect("refused");
-    let m = e.to_string();
+    );
     assert!(m.contains("tiny-test") && m.contains("through burn"), "{m}");
 }
 
@@ -317,19 +320,13 @@ fn a_test_set_of_another_shape_is_refused() {
         ..Default::default()
     };
     let spec = flex_spec(ModelKind::MLP, COLOUR, 4);
-    let e = Federation::new(
+    let e = refusal(
         config,
         spec,
-        vec![Box::new(fl_core::BenignClient::new(
-            0,
-            synthetic(COLOUR, 4, 8, 1),
-        ))],
-        Box::new(FedAvg),
+        synthetic(COLOUR, 4, 8, 1),
         synthetic(ImageShape::grey(28, 28), 4, 8, 2),
-    )
-    .err()
-    .expect("refused");
-    assert!(e.to_string().contains("1x28x28"), "{e}");
+    );
+    assert!(e.contains("1x28x28"), "{e}");
 }
 
 #[test]

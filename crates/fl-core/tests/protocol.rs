@@ -1,5 +1,8 @@
 //! The core on the bundled fixtures: parameters, training, the round protocol, determinism.
 
+mod common;
+
+use common::worst_difference;
 use fl_core::backprop::Optimizer;
 use fl_core::experiment::{Experiment, Prepared, aggregator};
 use fl_core::model::{Classifier, Dims, ImageShape, ModelKind};
@@ -103,15 +106,6 @@ fn cpu_kernels_inference_matches_burn_forward_whatever_the_threads() {
             assert_eq!(t, native, "{kind:?} with {threads} threads");
         }
     }
-}
-
-/// Largest absolute difference of two equally long vectors.
-fn worst_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max)
 }
 
 #[test]

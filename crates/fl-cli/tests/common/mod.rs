@@ -44,6 +44,23 @@ pub fn records(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs the `config.toml` a run wrote into `dir` again, into `out`; it must name its `kind`
+/// (so that it runs as the same experiment) and succeed; the new run's records.
+pub fn rerun_written(dir: &Path, out: &Path, kind: &str) -> Vec<serde_json::Value> {
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(config.contains(&format!("kind = \"{kind}\"")), "{config}");
+    let o = fl(&[
+        "run",
+        "--config",
+        &dir.join("config.toml").display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    records(out)
+}
+
 /// A run folder's `summary.json`.
 pub fn summary(dir: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
