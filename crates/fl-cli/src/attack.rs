@@ -89,7 +89,9 @@ pub fn run(
         attack: attack.clone(),
         defense: shown_defense(fed, defense)?,
     })?;
-    let mut run = AttackRun::build_with(fed, attack, rule)?;
+    // The adversary's own copy of the rule: an adaptive boost is picked against it.
+    let mut run =
+        AttackRun::build_with(fed, attack, rule)?.with_attacker_rule(server_rule(fed, defense)?);
     let oracle = fidelity_oracle(&effective, attack, &run.prepared.spec)?;
     let label = format!(
         "{} {}",

@@ -295,7 +295,8 @@ pub fn cell(data_dir: &Path, threads: usize, runs: usize) -> Result<CellBench> {
     let mut value = None;
     for r in 0..runs {
         let started = std::time::Instant::now();
-        let mut run = AttackRun::build_with(&fed, &attack, server_rule(&fed, &defense)?)?;
+        let mut run = AttackRun::build_with(&fed, &attack, server_rule(&fed, &defense)?)?
+            .with_attacker_rule(server_rule(&fed, &defense)?);
         let rows = run.run(&mut |_| {})?;
         let (summary, _) = conclude(&run, &effective, &rows, oracle.as_ref());
         let total = started.elapsed().as_secs_f64();

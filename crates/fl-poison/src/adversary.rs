@@ -25,6 +25,9 @@ pub struct AdversaryRound {
     pub gan: Option<GanStats>,
     /// The global model's accuracy on the adversary's own data when the round started.
     pub own_accuracy: Option<f64>,
+    /// The boost picked against the rule (attack rounds with `adaptive_boost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boost: Option<f64>,
 }
 
 /// Where the adversary's time went in one round, in seconds (for benchmarks; never written to
@@ -59,6 +62,8 @@ pub struct Adversary {
     train: TrainConfig,
     log: AttackLog,
     gan: Option<Gan>,
+    /// The adversary's copy of the server's rule (`adaptive_boost` picks the boost with it).
+    rule: Option<Box<dyn fl_core::Aggregator>>,
 }
 
 impl Adversary {
@@ -84,7 +89,13 @@ impl Adversary {
             train,
             log: AttackLog::default(),
             gan,
+            rule: None,
         }
+    }
+
+    /// Gives the adversary its copy of the server's rule, which `adaptive_boost` needs.
+    pub fn set_rule_copy(&mut self, rule: Box<dyn fl_core::Aggregator>) {
+        self.rule = Some(rule);
     }
 
     /// The attack's parameters.
@@ -174,6 +185,10 @@ impl MaliciousClients for Adversary {
         vec![self.client]
     }
 
+    fn observes_benign_updates(&self) -> bool {
+        self.cfg.adaptive_boost
+    }
+
     fn update(&mut self, client: usize, ctx: &RoundContext<'_>) -> Result<Update> {
         debug_assert_eq!(client, self.client);
         let (attacking, own_accuracy) = self.should_attack(ctx);
@@ -193,8 +208,26 @@ impl MaliciousClients for Adversary {
         let (local, stats) = train_local(ctx.spec, ctx.global, &data, train, &mut rng);
         timing.train_s = started.elapsed().as_secs_f64();
         let mut update = ctx.update_from(self.client, &local, stats, self.own.len());
-        if malicious && self.cfg.boost != 1.0 {
-            let boost = self.cfg.boost as f32;
+        let mut picked = None;
+        let boost = if malicious && self.cfg.adaptive_boost {
+            let rule = self.rule.as_mut().ok_or_else(|| {
+                CoreError::Config(
+                    "attack.adaptive_boost needs the adversary's copy of the server's rule \
+                     (Adversary::set_rule_copy)"
+                        .into(),
+                )
+            })?;
+            let scales = crate::scale::doublings(self.cfg.boost);
+            let b = crate::scale::pick_scale(rule.as_mut(), &[&update.delta], &scales, ctx)?;
+            picked = Some(b);
+            b
+        } else if malicious {
+            self.cfg.boost
+        } else {
+            1.0
+        };
+        if boost != 1.0 {
+            let boost = boost as f32;
             update.delta.iter_mut().for_each(|d| *d *= boost);
         }
         if update.delta.iter().any(|d| !d.is_finite()) {
@@ -211,6 +244,7 @@ impl MaliciousClients for Adversary {
                 train_loss: stats.loss,
                 gan,
                 own_accuracy,
+                boost: picked,
             },
         );
         self.log.timing.insert(ctx.round, timing);

@@ -17,12 +17,10 @@
 //! stamped, that the global model classifies as `target`; and by main accuracy on the clean
 //! test set.
 
-use crate::model::{CraftContext, RuleCopy};
 use fl_core::data::LocalData;
 use fl_core::error::{CoreError, Result};
 use fl_core::eval::{argmax, logits};
 use fl_core::experiment::Prepared;
-use fl_core::geometry::{dot, norm};
 use fl_core::model::ImageShape;
 use fl_core::train::OptimizerState;
 use fl_core::{
@@ -114,14 +112,7 @@ impl BackdoorConfig {
 
     /// The scales the adaptive form tries: 1, 2, 4, ... below `scale`, then `scale`.
     pub fn scales(&self) -> Vec<f64> {
-        let mut v = Vec::new();
-        let mut s = 1.0;
-        while s < self.scale {
-            v.push(s);
-            s *= 2.0;
-        }
-        v.push(self.scale);
-        v
+        crate::scale::doublings(self.scale)
     }
 }
 
@@ -299,46 +290,6 @@ impl Backdoor {
             })
             .collect()
     }
-
-    /// The scale whose aggregate under the rule copy moves farthest along the malicious mean.
-    fn pick_scale(&mut self, mal: &[&[f32]], ctx: &RoundContext<'_>) -> Result<f64> {
-        let benign: Vec<&[f32]> = ctx
-            .benign_updates
-            .iter()
-            .map(|u| u.delta.as_slice())
-            .collect();
-        if benign.is_empty() {
-            return Ok(self.config.scale);
-        }
-        let direction = fl_core::geometry::mean(mal);
-        let len = norm(&direction).max(1e-12);
-        let mut copy = RuleCopy::new(
-            self.rule.as_mut(),
-            &benign,
-            CraftContext {
-                round: ctx.round,
-                seed: ctx.seed,
-                global: ctx.global,
-                malicious: mal.len(),
-                client: 0,
-                server: ctx.server_data(),
-            },
-        )?;
-        let mut best: Option<(f64, f64)> = None;
-        for s in self.config.scales() {
-            let scaled: Vec<Vec<f32>> = mal
-                .iter()
-                .map(|d| d.iter().map(|v| v * s as f32).collect())
-                .collect();
-            let each: Vec<&[f32]> = scaled.iter().map(Vec::as_slice).collect();
-            let along = dot(&copy.aggregate_each(&each)?.delta, &direction) / len;
-            // A larger scale must gain more than rounding noise to be preferred.
-            if best.is_none_or(|(b, _)| along > b + 1e-6 * b.abs().max(1e-12)) {
-                best = Some((along, s));
-            }
-        }
-        Ok(best.map_or(1.0, |b| b.1))
-    }
 }
 
 impl MaliciousClients for Backdoor {
@@ -375,7 +326,7 @@ impl MaliciousClients for Backdoor {
         if self.round.as_ref().is_none_or(|r| r.0 != ctx.round) {
             let deltas = self.train_round(ctx);
             let mal: Vec<&[f32]> = deltas.iter().flatten().map(Vec::as_slice).collect();
-            let s = self.pick_scale(&mal, ctx)?;
+            let s = crate::scale::pick_scale(self.rule.as_mut(), &mal, &self.config.scales(), ctx)?;
             self.round = Some(ThisRound(ctx.round, deltas, s));
         }
         let ThisRound(_, deltas, s) = self.round.as_ref().expect("set above");

@@ -60,8 +60,14 @@ pub struct AttackConfig {
     pub poison: bool,
     /// Generated images labelled T per attack round.
     pub n_poison: usize,
-    /// Factor lambda on the malicious update (1 = no boosting).
+    /// Factor lambda on the malicious update (1 = no boosting); with `adaptive_boost`, the
+    /// largest factor tried.
     pub boost: f64,
+    /// Pick the boost each attack round among 1, 2, 4, ... up to `boost`, against a copy of
+    /// the server's rule: the factor whose aggregate moves farthest along the adversary's
+    /// update (the adversary then sees the round's benign updates).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adaptive_boost: bool,
     /// The adversary's local epochs in attack rounds (`None` = the benign `train.epochs`).
     pub epochs: Option<usize>,
     /// Generator and GAN training.
@@ -86,6 +92,7 @@ impl Default for AttackConfig {
             poison: true,
             n_poison: 300,
             boost: 1.0,
+            adaptive_boost: false,
             epochs: None,
             gan: GanConfig::default(),
             samples_every: 5,
@@ -143,6 +150,13 @@ impl AttackConfig {
         }
         if !(self.boost > 0.0 && self.boost.is_finite()) {
             return bad(format!("attack.boost must be positive, got {}", self.boost));
+        }
+        if self.adaptive_boost && (self.boost < 1.0 || self.method == AttackMethod::None) {
+            return bad(format!(
+                "attack.adaptive_boost picks a boost in [1, attack.boost] for an attack: needs \
+                 boost >= 1 (got {}) and a method other than none",
+                self.boost
+            ));
         }
         if self.epochs == Some(0) {
             return bad("attack.epochs cannot be zero".into());

@@ -11,7 +11,9 @@
 //! - [`model`]: model poisoning by malicious clients that see the benign updates (sign
 //!   flipping, IPM, ALIE, Gaussian noise, Min-Max, Min-Sum), as [`ModelPoisoning`];
 //! - [`backdoor`]: a BadNets pixel-trigger backdoor by data poisoning, with and without model
-//!   replacement, and with the scale picked against the rule in force, as [`Backdoor`].
+//!   replacement, and with the scale picked against the rule in force, as [`Backdoor`];
+//! - [`scale`]: the defense-aware choice of a scale that the backdoor and the GAN attack's
+//!   adaptive boost share.
 //!
 //! The combined attack, in each attack round: train the generator against the global model
 //! towards G; add `n_fake` generated images labelled K (the extra "fake" class) and `n_poison`
@@ -24,6 +26,7 @@ pub mod config;
 pub mod metrics;
 pub mod model;
 pub mod run;
+pub mod scale;
 
 pub use adversary::{Adversary, AdversaryRound, AdversaryTiming, AttackLog};
 pub use backdoor::{Backdoor, BackdoorConfig, BackdoorRound, BackdoorSummary};

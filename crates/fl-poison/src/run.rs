@@ -91,6 +91,13 @@ impl AttackRun {
         })
     }
 
+    /// The run with the adversary given its own copy of the server's rule (`adaptive_boost`
+    /// picks the boost against it).
+    pub fn with_attacker_rule(mut self, rule: Box<dyn Aggregator>) -> Self {
+        self.adversary.set_rule_copy(rule);
+        self
+    }
+
     /// The number of rounds before the attack starts when they cannot depend on the target
     /// (a fixed start round; a start accuracy makes the start depend on the run), and a warm
     /// start can carry them (not with staleness: the recent models are not carried).

@@ -186,3 +186,71 @@ fn invalid_attacks_are_refused_before_any_work() {
     a.adversary = 4;
     assert!(e(a).contains("4 clients"));
 }
+
+/// A test rule: the mean of the updates no longer than 1.5 x the median norm.
+struct DropLong;
+
+impl fl_core::Aggregator for DropLong {
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
+    fn aggregate(
+        &mut self,
+        _: &fl_core::ServerRound<'_>,
+        updates: &[fl_core::Update],
+    ) -> fl_core::Result<fl_core::Aggregate> {
+        let norms: Vec<f64> = updates
+            .iter()
+            .map(|u| fl_core::geometry::norm(&u.delta))
+            .collect();
+        let mut sorted = norms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let bound = 1.5 * sorted[sorted.len() / 2];
+        let kept: Vec<&fl_core::Update> = updates
+            .iter()
+            .zip(&norms)
+            .filter(|(_, n)| **n <= bound)
+            .map(|(u, _)| u)
+            .collect();
+        let deltas: Vec<&[f32]> = kept.iter().map(|u| u.delta.as_slice()).collect();
+        Ok(fl_core::Aggregate::new(
+            fl_core::geometry::mean(&deltas),
+            kept.iter().map(|u| u.client).collect(),
+        ))
+    }
+}
+
+#[test]
+fn an_adaptive_boost_is_the_largest_the_rule_lets_through() {
+    let cfg = AttackConfig {
+        boost: 8.0,
+        adaptive_boost: true,
+        ..attack(AttackMethod::LabelFlip)
+    };
+    let boosts = |rule: fn() -> Box<dyn fl_core::Aggregator>| -> (Vec<Option<f64>>, Vec<bool>) {
+        let mut run = AttackRun::build_with(&fed(), &cfg, rule())
+            .unwrap()
+            .with_attacker_rule(rule());
+        let rows = run.run(&mut |_| {}).unwrap();
+        let b = (1..=3)
+            .map(|r| run.adversary.log().rounds[&r].boost)
+            .collect();
+        let kept = rows.iter().map(|r| r.base.kept.contains(&0)).collect();
+        (b, kept)
+    };
+    // The mean keeps everything, so the largest boost moves it farthest.
+    let (mean, _) = boosts(|| Box::new(fl_core::FedAvg));
+    assert_eq!(mean, [None, Some(8.0), Some(8.0)], "round 1 is benign");
+    // A rule that drops long updates: a boost it still keeps, and the adversary is kept.
+    let (drop, kept) = boosts(|| Box::new(DropLong));
+    for b in &drop[1..] {
+        let b = b.expect("an attack round");
+        assert!((1.0..=1.5).contains(&b), "{drop:?}");
+    }
+    assert_eq!(kept, [true, true, true]);
+    // Without the adversary's copy of the rule it says what is missing.
+    let mut run = AttackRun::build(&fed(), &cfg).unwrap();
+    let e = run.run(&mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("copy of the server's rule"), "{e}");
+}

@@ -129,7 +129,8 @@ fn run_cell(
 ) -> Result<CellResult> {
     let started = Instant::now();
     let rule = server_rule(&cell.fed, &cell.defense)?;
-    let mut run = AttackRun::from_prepared_with(prepared, &cell.attack, rule)?;
+    let mut run = AttackRun::from_prepared_with(prepared, &cell.attack, rule)?
+        .with_attacker_rule(server_rule(&cell.fed, &cell.defense)?);
     let mut rows: Vec<AttackRoundMetrics> = match warm {
         Some(w) => run.resume(w)?,
         None => Vec::new(),
