@@ -1,10 +1,13 @@
 //! The federated-learning core every attack and defense stands on.
 //!
-//! - [`model`]: the shared classifiers (`cnn`, `mlp`) with K + 1 outputs, the extra one being
-//!   the "fake" class of the GAN attack;
+//! - [`model`]: the architecture registry (`cnn`, `mlp`, `mlp-wide` with CPU kernels;
+//!   `fedavg-cnn`, `resnet20` through burn; a new one is a burn module and one line), all with
+//!   K + 1 outputs, the extra one being the "fake" class of the GAN attack, built for the image
+//!   shape and classes of the dataset;
 //! - [`params`]: model <-> flat `Vec<f32>` in a fixed order, seeded initialisation;
-//! - [`train`]: local SGD with seeded shuffles; [`eval`]: accuracy, per-class accuracy and
-//!   confusion matrix;
+//! - [`train`]: local SGD or Adam with seeded shuffles, through the [`train::Trainer`] the
+//!   spec picks (the CPU kernels, or burn's autodiff); [`eval`]: accuracy, per-class accuracy
+//!   and confusion matrix;
 //! - [`update`]: the [`Update`] a client sends and the [`Aggregator`] trait, with [`FedAvg`];
 //!   [`geometry`]: norms, distances and angles between flat updates;
 //! - [`participant`]: the [`Participant`] trait the protocol calls every client through;
