@@ -20,6 +20,7 @@ use crate::mix::{Composed, PreParams};
 use crate::nnm::Nnm;
 use crate::rflbat::RflbatLite;
 use crate::rules::{AngleMedian, Atm, GaussianDp, Krum, Median, MultiKrum, NormClip, TrimmedMean};
+use crate::signguard::SignGuard;
 use fl_core::error::{CoreError, Result};
 use fl_core::{Aggregator, FedAvg};
 use serde::de::DeserializeOwned;
@@ -137,6 +138,10 @@ pub const RULES: &[Rule] = &[
         "rflbat-lite",
         "distance filters and two-means on two principal components (the FedPoisonMIA \
          authors' RFLBAT)",
+    ),
+    Rule::of::<SignGuard>(
+        "signguard",
+        "norm filter and mean-shift on sign statistics, clipped to the median norm (SignGuard)",
     ),
     Rule::of::<Flame>(
         "flame",

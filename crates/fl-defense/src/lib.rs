@@ -21,6 +21,9 @@
 //!   (two-means on each update's distance to the mean and norm, the larger group clipped,
 //!   [`deepsight`]) and [`RflbatLite`] (distance filters and two-means on the top two
 //!   principal components, [`rflbat`]); neither is the published defense in full;
+//! - sign statistics: [`SignGuard`] (a norm filter and mean-shift clustering of the updates'
+//!   fractions of positive, zero and negative values, then clipping to the median norm,
+//!   [`signguard`]);
 //! - history: [`FoolsGold`] (Sybils whose summed updates point alike are down-weighted, a
 //!   rule with state, [`foolsgold`]);
 //! - pre-aggregation, composed with any rule by name (`"nnm+krum"`, [`mix`]): [`Nnm`]
@@ -63,6 +66,7 @@ pub mod mix;
 pub mod nnm;
 pub mod rflbat;
 pub mod rules;
+pub mod signguard;
 
 pub use bucketing::Bucketing;
 pub use bulyan::Bulyan;
@@ -84,3 +88,4 @@ pub use rules::{
     AdaptiveBound, AngleMedian, Atm, ClipBound, GaussianDp, Krum, Median, MultiKrum, NormClip,
     TrimmedMean,
 };
+pub use signguard::SignGuard;
