@@ -7,7 +7,6 @@
 use crate::config::RuleParams;
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::sq_distance;
-use fl_core::update::check_updates;
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use serde::{Deserialize, Serialize};
 
@@ -38,9 +37,7 @@ impl Aggregator for Bulyan {
     }
 
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
-        check_updates(updates)?;
-        let mut v: Vec<&Update> = updates.iter().collect();
-        v.sort_by_key(|u| u.client);
+        let v = crate::check::by_client(updates)?;
         let (n, f) = (v.len(), self.f);
         if n < 4 * f + 3 {
             return Err(CoreError::Aggregation(format!(

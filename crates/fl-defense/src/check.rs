@@ -1,7 +1,29 @@
 //! What every rule file shares: parameter checks with the messages configs show, and, for
 //! tests, updates made from plain vectors.
 
+use fl_core::Update;
 use fl_core::error::{CoreError, Result};
+use fl_core::update::check_updates;
+
+/// The updates, checked (non-empty, one length, finite), ordered by client id: every rule
+/// reads them in this order, so that its result does not depend on the order of arrival.
+pub(crate) fn by_client(updates: &[Update]) -> Result<Vec<&Update>> {
+    check_updates(updates)?;
+    let mut v: Vec<&Update> = updates.iter().collect();
+    v.sort_by_key(|u| u.client);
+    Ok(v)
+}
+
+/// `delta` (of L2 norm `norm`) scaled down to norm `bound` when longer, by a factor rounded
+/// to f32 once.
+pub(crate) fn clip_to(delta: &[f32], norm: f64, bound: f64) -> Vec<f32> {
+    let s = if norm > bound {
+        (bound / norm) as f32
+    } else {
+        1.0
+    };
+    delta.iter().map(|x| x * s).collect()
+}
 
 /// `value` must be a positive finite number.
 pub(crate) fn positive(name: &str, value: f64) -> Result<()> {

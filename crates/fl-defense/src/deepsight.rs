@@ -13,7 +13,6 @@ use crate::cluster::two_means;
 use crate::config::RuleParams;
 use fl_core::error::Result;
 use fl_core::geometry::{mean, norm, sq_distance};
-use fl_core::update::check_updates;
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use serde::{Deserialize, Serialize};
 
@@ -47,9 +46,7 @@ impl Aggregator for DeepSightLite {
     }
 
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
-        check_updates(updates)?;
-        let mut v: Vec<&Update> = updates.iter().collect();
-        v.sort_by_key(|u| u.client);
+        let v = crate::check::by_client(updates)?;
         let deltas: Vec<&[f32]> = v.iter().map(|u| u.delta.as_slice()).collect();
         let centre = mean(&deltas);
         let features: Vec<Vec<f64>> = deltas
@@ -62,15 +59,7 @@ impl Aggregator for DeepSightLite {
         let kept: Vec<usize> = (0..v.len()).filter(|&i| labels[i] == keep_label).collect();
         let clipped: Vec<Vec<f32>> = kept
             .iter()
-            .map(|&i| {
-                let n = norm(deltas[i]);
-                let s = if n > self.clip {
-                    (self.clip / n) as f32
-                } else {
-                    1.0
-                };
-                deltas[i].iter().map(|x| x * s).collect()
-            })
+            .map(|&i| crate::check::clip_to(deltas[i], norm(deltas[i]), self.clip))
             .collect();
         let refs: Vec<&[f32]> = clipped.iter().map(Vec::as_slice).collect();
         Ok(

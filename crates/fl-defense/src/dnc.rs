@@ -8,7 +8,7 @@
 
 use crate::config::RuleParams;
 use fl_core::error::{CoreError, Result};
-use fl_core::update::{check_updates, weighted_mean};
+use fl_core::update::weighted_mean;
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
 use rand::RngExt;
@@ -86,9 +86,7 @@ impl Aggregator for Dnc {
     }
 
     fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
-        check_updates(updates)?;
-        let mut v: Vec<&Update> = updates.iter().collect();
-        v.sort_by_key(|u| u.client);
+        let v = crate::check::by_client(updates)?;
         let n = v.len();
         let drop = (self.c * self.f as f64).floor() as usize;
         if drop >= n {

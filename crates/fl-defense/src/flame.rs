@@ -19,7 +19,6 @@ use crate::cluster::median;
 use crate::config::RuleParams;
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::{cosine, mean, norm, pairwise};
-use fl_core::update::check_updates;
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
 use hdbscan::{DistanceMetric, Hdbscan, HdbscanHyperParams};
@@ -88,9 +87,7 @@ impl Aggregator for Flame {
     }
 
     fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
-        check_updates(updates)?;
-        let mut v: Vec<&Update> = updates.iter().collect();
-        v.sort_by_key(|u| u.client);
+        let v = crate::check::by_client(updates)?;
         let deltas: Vec<&[f32]> = v.iter().map(|u| u.delta.as_slice()).collect();
         let dist = pairwise(&deltas, |a, b| (1.0 - cosine(a, b)).max(0.0));
         let admitted = admitted(&dist)?;
@@ -98,14 +95,7 @@ impl Aggregator for Flame {
         let bound = median(norms.clone());
         let clipped: Vec<Vec<f32>> = admitted
             .iter()
-            .map(|&i| {
-                let s = if norms[i] > bound {
-                    (bound / norms[i]) as f32
-                } else {
-                    1.0
-                };
-                deltas[i].iter().map(|x| x * s).collect()
-            })
+            .map(|&i| crate::check::clip_to(deltas[i], norms[i], bound))
             .collect();
         let refs: Vec<&[f32]> = clipped.iter().map(Vec::as_slice).collect();
         let mut step = mean(&refs);

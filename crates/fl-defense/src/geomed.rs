@@ -11,7 +11,6 @@
 use crate::check::{at_least_one, positive};
 use crate::config::RuleParams;
 use fl_core::error::Result;
-use fl_core::update::check_updates;
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use serde::{Deserialize, Serialize};
 
@@ -83,9 +82,7 @@ impl Aggregator for GeoMed {
     }
 
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
-        check_updates(updates)?;
-        let mut v: Vec<&Update> = updates.iter().collect();
-        v.sort_by_key(|u| u.client);
+        let v = crate::check::by_client(updates)?;
         let points: Vec<&[f32]> = v.iter().map(|u| u.delta.as_slice()).collect();
         let z = weiszfeld(&points, self.nu, self.iterations);
         Ok(Aggregate::new(

@@ -12,7 +12,6 @@ use crate::cluster::{distance_sums, median, principal_projections, two_means};
 use crate::config::RuleParams;
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::mean;
-use fl_core::update::check_updates;
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use serde::{Deserialize, Serialize};
 
@@ -82,9 +81,7 @@ impl Aggregator for RflbatLite {
     }
 
     fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
-        check_updates(updates)?;
-        let mut v: Vec<&Update> = updates.iter().collect();
-        v.sort_by_key(|u| u.client);
+        let v = crate::check::by_client(updates)?;
         if v.len() < 3 {
             return Err(CoreError::Aggregation(format!(
                 "rflbat-lite filters and clusters the updates and needs at least 3, got {}",

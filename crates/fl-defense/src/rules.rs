@@ -4,19 +4,13 @@
 use crate::config::RuleParams;
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::{angle_from, dot, norm, pairwise, pairwise_indices, sq_distance};
-use fl_core::update::{check_updates, weighted_mean};
+use fl_core::update::weighted_mean;
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-/// The updates ordered by client id.
-fn by_client(updates: &[Update]) -> Result<Vec<&Update>> {
-    check_updates(updates)?;
-    let mut v: Vec<&Update> = updates.iter().collect();
-    v.sort_by_key(|u| u.client);
-    Ok(v)
-}
+use crate::check::by_client;
 
 fn clients(v: &[&Update]) -> Vec<usize> {
     v.iter().map(|u| u.client).collect()

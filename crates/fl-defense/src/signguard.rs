@@ -15,7 +15,6 @@ use crate::cluster::median;
 use crate::config::RuleParams;
 use fl_core::error::{CoreError, Result};
 use fl_core::geometry::{mean, norm};
-use fl_core::update::check_updates;
 use fl_core::{Aggregate, Aggregator, ServerRound, Update};
 use fl_data::rng::stream;
 use rand::seq::index::sample;
@@ -132,9 +131,7 @@ impl Aggregator for SignGuard {
     }
 
     fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
-        check_updates(updates)?;
-        let mut v: Vec<&Update> = updates.iter().collect();
-        v.sort_by_key(|u| u.client);
+        let v = crate::check::by_client(updates)?;
         let n = v.len();
         let norms: Vec<f64> = v.iter().map(|u| norm(&u.delta)).collect();
         let m = median(norms.clone());
@@ -192,14 +189,7 @@ impl Aggregator for SignGuard {
         }
         let clipped: Vec<Vec<f32>> = kept
             .iter()
-            .map(|&i| {
-                let s = if norms[i] > m {
-                    (m / norms[i]) as f32
-                } else {
-                    1.0
-                };
-                v[i].delta.iter().map(|x| x * s).collect()
-            })
+            .map(|&i| crate::check::clip_to(&v[i].delta, norms[i], m))
             .collect();
         let refs: Vec<&[f32]> = clipped.iter().map(Vec::as_slice).collect();
         Ok(
