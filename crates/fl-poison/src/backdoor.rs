@@ -278,7 +278,8 @@ impl Backdoor {
     }
 
     /// The unscaled poisoned update of every sampled malicious client this round, trained
-    /// once and kept for the round.
+    /// once and kept for the round (all from the model the first of them is asked with: with
+    /// staleness, `max_delay`, the others' own stale models are not used).
     fn train_round(&mut self, ctx: &RoundContext<'_>) -> Vec<Option<Vec<f32>>> {
         (0..self.config.malicious)
             .map(|c| {
