@@ -39,8 +39,8 @@ enum Command {
         quiet: bool,
     },
     /// Any experiment from a config file: training, or the attack its `[attack] kind` names
-    /// (gan-poison, label-flip, baseline, mia, model-poison); `train` and `attack ...` are
-    /// short forms.
+    /// (gan-poison, label-flip, baseline, mia, model-poison, backdoor); `train` and `attack ...`
+    /// are short forms.
     Run(train::TrainArgs),
     /// Train a federated model from a config file.
     Train(train::TrainArgs),
