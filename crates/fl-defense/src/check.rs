@@ -14,6 +14,18 @@ pub(crate) fn by_client(updates: &[Update]) -> Result<Vec<&Update>> {
     Ok(v)
 }
 
+/// The server's own data of `round`, which `rule` needs for what `need` says; without it, an
+/// error saying which config key gives it.
+pub(crate) fn server_data<'a>(
+    round: &fl_core::ServerRound<'a>,
+    rule: &str,
+    need: &str,
+) -> Result<fl_core::ServerData<'a>> {
+    round.server.ok_or_else(|| {
+        CoreError::Aggregation(format!("{rule} {need}: set server_samples (e.g. 100)"))
+    })
+}
+
 /// `delta` (of L2 norm `norm`) scaled down to norm `bound` when longer, by a factor rounded
 /// to f32 once.
 pub(crate) fn clip_to(delta: &[f32], norm: f64, bound: f64) -> Vec<f32> {

@@ -90,13 +90,11 @@ impl Aggregator for FangDefense {
 
     fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         check_updates(updates)?;
-        let server = round.server.ok_or_else(|| {
-            CoreError::Aggregation(
-                "fang-lrr-err measures each update on the server's validation set: set \
-                 server_samples (e.g. 100)"
-                    .into(),
-            )
-        })?;
+        let server = crate::check::server_data(
+            round,
+            "fang-lrr-err",
+            "measures each update on the server's validation set",
+        )?;
         let mut v: Vec<&Update> = updates.iter().collect();
         v.sort_by_key(|u| u.client);
         let n = v.len();

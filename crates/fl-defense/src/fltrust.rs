@@ -69,11 +69,8 @@ impl Aggregator for FlTrust {
 
     fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         check_updates(updates)?;
-        let server = round.server.ok_or_else(|| {
-            CoreError::Aggregation(
-                "fltrust trains on the server's own root set: set server_samples (e.g. 100)".into(),
-            )
-        })?;
+        let server =
+            crate::check::server_data(round, "fltrust", "trains on the server's own root set")?;
         if round.global.len() != updates[0].delta.len() {
             return Err(CoreError::Aggregation(format!(
                 "fltrust: the global model has {} values, the updates {}",
