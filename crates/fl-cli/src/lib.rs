@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only parses arguments and calls these functions; another
 //! program can call them the same way.
 
+pub mod alloc;
 pub mod attack;
 pub mod backdoor;
 pub mod bench;

@@ -35,21 +35,82 @@ pub fn gradient(
     (kernels.gradient)(dims, params, images, labels, grad)
 }
 
-/// Splits `grad` into consecutive mutable slices of the given lengths.
-fn take_mut<'a>(grad: &mut &'a mut [f32], len: usize) -> &'a mut [f32] {
-    let (head, tail) = std::mem::take(grad).split_at_mut(len);
-    *grad = tail;
-    head
+/// Gradient of the mean cross-entropy of `labels` over the batch `images` with respect to the
+/// images themselves, the parameters held fixed (what a generator trained against a frozen
+/// classifier needs), by the architecture's `kernels`, written into `dimages` (same layout);
+/// returns the loss and the logits `[batch][outputs]`. `None` when the kernels have no input
+/// gradient.
+pub fn input_gradient(
+    kernels: &Kernels,
+    dims: &Dims,
+    params: &[f32],
+    images: &[f32],
+    labels: &[u8],
+    dimages: &mut [f32],
+) -> Option<(f32, Vec<f32>)> {
+    assert_eq!(images.len(), dimages.len());
+    kernels
+        .input_gradient
+        .map(|f| f(dims, params, images, labels, dimages))
+}
+
+/// Where a backward pass writes: the parameters' gradient (training) and/or the input's
+/// (a frozen classifier judging a generator's images).
+struct Out<'a> {
+    params: Option<&'a mut [f32]>,
+    input: Option<&'a mut [f32]>,
+}
+
+impl<'a> Out<'a> {
+    /// The next `w` and `bias` gradients (`None` when the parameters take none).
+    fn layer(&mut self, w: usize, bias: usize) -> Option<(&'a mut [f32], &'a mut [f32])> {
+        let g = self.params.as_mut()?;
+        let (gw, tail) = std::mem::take(g).split_at_mut(w);
+        let (gb, tail) = tail.split_at_mut(bias);
+        *g = tail;
+        Some((gw, gb))
+    }
 }
 
 /// `cnn`'s training step (see [`gradient`]).
 pub(crate) fn cnn_gradient(
     d: &Dims,
+    p: &[f32],
+    images: &[f32],
+    labels: &[u8],
+    g: &mut [f32],
+) -> f32 {
+    let out = Out {
+        params: Some(g),
+        input: None,
+    };
+    cnn_backward(d, p, images, labels, out).0
+}
+
+/// `cnn`'s input gradient (see [`input_gradient`]).
+pub(crate) fn cnn_input_gradient(
+    d: &Dims,
+    p: &[f32],
+    images: &[f32],
+    labels: &[u8],
+    dx: &mut [f32],
+) -> (f32, Vec<f32>) {
+    let out = Out {
+        params: None,
+        input: Some(dx),
+    };
+    cnn_backward(d, p, images, labels, out)
+}
+
+/// `cnn`'s forward pass kept for backward, the loss, and the backward pass into `out`;
+/// returns the loss and the logits.
+fn cnn_backward(
+    d: &Dims,
     mut p: &[f32],
     images: &[f32],
     labels: &[u8],
-    mut g: &mut [f32],
-) -> f32 {
+    mut out: Out<'_>,
+) -> (f32, Vec<f32>) {
     let (cin, outputs, side) = (d.image.channels, d.outputs, d.image.height);
     let (pooled1, flat) = d.cnn().expect("dimensions the cnn kernels support");
     let b = labels.len();
@@ -58,19 +119,10 @@ pub(crate) fn cnn_gradient(
     let (w2, b2) = (take(&mut p, CONV2 * CONV1 * k * k), take(&mut p, CONV2));
     let (w3, b3) = (take(&mut p, flat * HIDDEN), take(&mut p, HIDDEN));
     let (w4, b4) = (take(&mut p, HIDDEN * outputs), take(&mut p, outputs));
-    let (gw1, gb1) = (
-        take_mut(&mut g, CONV1 * cin * k * k),
-        take_mut(&mut g, CONV1),
-    );
-    let (gw2, gb2) = (
-        take_mut(&mut g, CONV2 * CONV1 * k * k),
-        take_mut(&mut g, CONV2),
-    );
-    let (gw3, gb3) = (take_mut(&mut g, flat * HIDDEN), take_mut(&mut g, HIDDEN));
-    let (gw4, gb4) = (
-        take_mut(&mut g, HIDDEN * outputs),
-        take_mut(&mut g, outputs),
-    );
+    let g1 = out.layer(CONV1 * cin * k * k, CONV1);
+    let g2 = out.layer(CONV2 * CONV1 * k * k, CONV2);
+    let g3 = out.layer(flat * HIDDEN, HIDDEN);
+    let g4 = out.layer(HIDDEN * outputs, outputs);
 
     // Forward, keeping what backward needs.
     let conv1 = Conv::new(b, cin, side, CONV1, k);
@@ -86,47 +138,84 @@ pub(crate) fn cnn_gradient(
     let (loss, dz4) = softmax_cross_entropy(&z4, labels, outputs);
 
     // Backward.
-    let mut dz3 = dense_backward(&a3, b, HIDDEN, outputs, &dz4, w4, gw4, gb4, true);
+    let mut dz3 = dense_backward(&a3, b, HIDDEN, outputs, &dz4, w4, g4, true);
     relu_backward(&a3, &mut dz3);
-    let mut da2 = dense_backward(&a2, b, flat, HIDDEN, &dz3, w3, gw3, gb3, true);
+    let mut da2 = dense_backward(&a2, b, flat, HIDDEN, &dz3, w3, g3, true);
     relu_backward(&a2, &mut da2);
     let dc2 = unpool(&da2, &arg2, c2.len());
-    let mut da1 = conv2.backward(&cols2, w2, &dc2, gw2, gb2, true);
+    let mut da1 = conv2.backward(&cols2, w2, &dc2, g2, true);
     relu_backward(&a1, &mut da1);
     let dc1 = unpool(&da1, &arg1, c1.len());
-    conv1.backward(&cols1, w1, &dc1, gw1, gb1, false);
-    loss
+    let dx = conv1.backward(&cols1, w1, &dc1, g1, out.input.is_some());
+    if let Some(dst) = out.input {
+        dst.copy_from_slice(&dx);
+    }
+    (loss, z4)
 }
 
 /// The training step of an MLP with two hidden layers of `HID` units (see [`gradient`]).
 pub(crate) fn mlp_gradient<const HID: usize>(
     d: &Dims,
+    p: &[f32],
+    images: &[f32],
+    labels: &[u8],
+    g: &mut [f32],
+) -> f32 {
+    let out = Out {
+        params: Some(g),
+        input: None,
+    };
+    mlp_backward::<HID>(d, p, images, labels, out).0
+}
+
+/// The input gradient of an MLP with two hidden layers of `HID` units (see
+/// [`input_gradient`]).
+pub(crate) fn mlp_input_gradient<const HID: usize>(
+    d: &Dims,
+    p: &[f32],
+    images: &[f32],
+    labels: &[u8],
+    dx: &mut [f32],
+) -> (f32, Vec<f32>) {
+    let out = Out {
+        params: None,
+        input: Some(dx),
+    };
+    mlp_backward::<HID>(d, p, images, labels, out)
+}
+
+/// The MLP's forward pass, loss and backward pass into `out`; returns the loss and logits.
+fn mlp_backward<const HID: usize>(
+    d: &Dims,
     mut p: &[f32],
     images: &[f32],
     labels: &[u8],
-    mut g: &mut [f32],
-) -> f32 {
+    mut out: Out<'_>,
+) -> (f32, Vec<f32>) {
     let (hid, outputs) = (HID, d.outputs);
     let b = labels.len();
     let inp = d.image.pixels();
     let (w1, b1) = (take(&mut p, inp * hid), take(&mut p, hid));
     let (w2, b2) = (take(&mut p, hid * hid), take(&mut p, hid));
     let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));
-    let (gw1, gb1) = (take_mut(&mut g, inp * hid), take_mut(&mut g, hid));
-    let (gw2, gb2) = (take_mut(&mut g, hid * hid), take_mut(&mut g, hid));
-    let (gw3, gb3) = (take_mut(&mut g, hid * outputs), take_mut(&mut g, outputs));
+    let g1 = out.layer(inp * hid, hid);
+    let g2 = out.layer(hid * hid, hid);
+    let g3 = out.layer(hid * outputs, outputs);
 
     let a1 = linear_relu(images, b, inp, w1, b1, hid);
     let a2 = linear_relu(&a1, b, hid, w2, b2, hid);
     let z3 = linear(&a2, b, hid, w3, b3, outputs);
     let (loss, dz3) = softmax_cross_entropy(&z3, labels, outputs);
 
-    let mut dz2 = dense_backward(&a2, b, hid, outputs, &dz3, w3, gw3, gb3, true);
+    let mut dz2 = dense_backward(&a2, b, hid, outputs, &dz3, w3, g3, true);
     relu_backward(&a2, &mut dz2);
-    let mut dz1 = dense_backward(&a1, b, hid, hid, &dz2, w2, gw2, gb2, true);
+    let mut dz1 = dense_backward(&a1, b, hid, hid, &dz2, w2, g2, true);
     relu_backward(&a1, &mut dz1);
-    dense_backward(images, b, inp, hid, &dz1, w1, gw1, gb1, false);
-    loss
+    let dx = dense_backward(images, b, inp, hid, &dz1, w1, g1, out.input.is_some());
+    if let Some(dst) = out.input {
+        dst.copy_from_slice(&dx);
+    }
+    (loss, z3)
 }
 
 /// Mean cross-entropy of `logits [b][n]` against `labels` and its gradient
@@ -156,7 +245,8 @@ fn softmax_cross_entropy(logits: &[f32], labels: &[u8], n: usize) -> (f32, Vec<f
 }
 
 /// Backward of `z = x [b, inp] * w [inp, out] + bias`: writes `gw = x^T dz` and
-/// `gb = column sums of dz`; returns `dx = dz w^T` when `want_dx` (else empty).
+/// `gb = column sums of dz` into `grads` when given; returns `dx = dz w^T` when `want_dx`
+/// (else empty).
 #[allow(clippy::too_many_arguments)]
 fn dense_backward(
     x: &[f32],
@@ -165,12 +255,13 @@ fn dense_backward(
     out: usize,
     dz: &[f32],
     w: &[f32],
-    gw: &mut [f32],
-    gb: &mut [f32],
+    grads: Option<(&mut [f32], &mut [f32])>,
     want_dx: bool,
 ) -> Vec<f32> {
-    matmul(inp, out, b, x, 1, inp, dz, out, 1, gw);
-    column_sums(dz, out, gb);
+    if let Some((gw, gb)) = grads {
+        matmul(inp, out, b, x, 1, inp, dz, out, 1, gw);
+        column_sums(dz, out, gb);
+    }
     if !want_dx {
         return Vec::new();
     }
@@ -232,22 +323,23 @@ impl Conv {
         c
     }
 
-    /// From `dc` (channel-major like the output): `gw = dc cols^T`, `gb` = row sums of `dc`,
-    /// and when `want_dx` the NCHW input gradient (col2im of `w^T dc`).
-    #[allow(clippy::too_many_arguments)]
+    /// From `dc` (channel-major like the output): into `grads` when given `gw = dc cols^T`
+    /// and `gb` = row sums of `dc`; when `want_dx` the NCHW input gradient (col2im of
+    /// `w^T dc`).
     fn backward(
         &self,
         cols: &[f32],
         w: &[f32],
         dc: &[f32],
-        gw: &mut [f32],
-        gb: &mut [f32],
+        grads: Option<(&mut [f32], &mut [f32])>,
         want_dx: bool,
     ) -> Vec<f32> {
         let (n, kk, k, o, h) = (self.n(), self.cin * self.k * self.k, self.k, self.o, self.h);
-        matmul(self.cout, kk, n, dc, n, 1, cols, 1, n, gw);
-        for (g, row) in gb.iter_mut().zip(dc.chunks_exact(n)) {
-            *g = row.iter().sum();
+        if let Some((gw, gb)) = grads {
+            matmul(self.cout, kk, n, dc, n, 1, cols, 1, n, gw);
+            for (g, row) in gb.iter_mut().zip(dc.chunks_exact(n)) {
+                *g = row.iter().sum();
+            }
         }
         if !want_dx {
             return Vec::new();

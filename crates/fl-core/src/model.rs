@@ -123,6 +123,10 @@ impl<M: Network> Net for M {
 /// -> the batch's mean loss.
 pub type GradientFn = fn(&Dims, &[f32], &[f32], &[u8], &mut [f32]) -> f32;
 
+/// The gradient with respect to the images, parameters fixed: (dimensions, parameters, images,
+/// labels, image gradient out) -> the batch's mean loss and its logits.
+pub type InputGradientFn = fn(&Dims, &[f32], &[f32], &[u8], &mut [f32]) -> (f32, Vec<f32>);
+
 /// This crate's CPU kernels for one architecture: the forward pass of evaluation
 /// ([`crate::inference`]) and the training step ([`crate::backprop`]), on flat parameters.
 #[derive(Debug, Clone, Copy)]
@@ -134,6 +138,9 @@ pub struct Kernels {
     /// Gradient of the mean cross-entropy of a batch (params, images, labels -> grad);
     /// returns the loss.
     pub gradient: GradientFn,
+    /// Gradient of that loss with respect to the images (a generator trained against the
+    /// frozen model needs it), if the kernels have one.
+    pub input_gradient: Option<InputGradientFn>,
 }
 
 /// One architecture: its name in configs, what it is, how to build it, and its CPU kernels
@@ -162,6 +169,7 @@ const CNN: Architecture = Architecture {
         supports: |d| d.cnn().is_some(),
         forward: crate::inference::cnn_block,
         gradient: crate::backprop::cnn_gradient,
+        input_gradient: Some(crate::backprop::cnn_input_gradient),
     }),
 };
 
@@ -175,6 +183,7 @@ const fn mlp<const H: usize>(name: &'static str, about: &'static str) -> Archite
             supports: |_| true,
             forward: crate::inference::mlp_block::<H>,
             gradient: crate::backprop::mlp_gradient::<H>,
+            input_gradient: Some(crate::backprop::mlp_input_gradient::<H>),
         }),
     }
 }

@@ -153,6 +153,58 @@ fn cpu_kernels_gradient_matches_burn_autodiff() {
     }
 }
 
+#[test]
+fn cpu_kernels_input_gradient_matches_burn_autodiff() {
+    use burn::nn::loss::CrossEntropyLoss;
+    use burn::tensor::{Int, Tensor, TensorData};
+    let p = Prepared::load(&small_config()).unwrap();
+    let data = p.client_data(1);
+    let b = 24;
+    let images = &data.images[..b * MNIST.pixels()];
+    let labels: Vec<u8> = (0..b).map(|i| (i % 11) as u8).collect();
+    for kind in [ModelKind::CNN, ModelKind::MLP, ModelKind::MLP_WIDE] {
+        let s = spec(kind);
+        // A partly trained model, so that the gradient is not that of a uniform softmax.
+        let (params, _) = train_local(
+            &s,
+            &s.initial_params(4),
+            &data,
+            &TrainConfig::default(),
+            &mut stream(0, "t", &[]),
+        );
+        let device = s.device.clone().autodiff();
+        let x = s.images(images.to_vec(), &device).require_grad();
+        let logits = s.training_model(&params).no_grad().forward(x.clone());
+        let targets = Tensor::<1, Int>::from_data(
+            TensorData::new(labels.iter().map(|&l| l as i64).collect(), [b]),
+            &device,
+        );
+        let loss = CrossEntropyLoss::new(None, &device).forward(logits.clone(), targets);
+        let burn_loss = loss.clone().into_scalar::<f32>();
+        let want: Vec<f32> = x
+            .grad(&loss.backward())
+            .unwrap()
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let kernels = kind.kernels(&DIMS).unwrap();
+        let mut got = vec![0.0f32; images.len()];
+        let (native_loss, native_logits) =
+            fl_core::backprop::input_gradient(kernels, &DIMS, &params, images, &labels, &mut got)
+                .unwrap();
+        let scale = want.iter().fold(0.0f32, |m, g| m.max(g.abs()));
+        assert!(scale > 1e-4, "{kind:?}: the gradient is not trivially zero");
+        let worst = worst_difference(&want, &got);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{kind:?}: input gradients differ by {worst} (scale {scale})"
+        );
+        assert!((burn_loss - native_loss).abs() < 1e-5, "{kind:?}: loss");
+        let burn_logits: Vec<f32> = logits.into_data().iter::<f32>().collect();
+        assert!(worst_difference(&burn_logits, &native_logits) < 1e-4);
+    }
+}
+
 /// 14 steps of `tc` (100 samples, batches of 16, 2 epochs) on the CPU kernels and through
 /// burn's autodiff and optimizer, for both models: the parameters move by more than `moved`
 /// and the two agree within `tolerance`; the kernels repeat bit for bit.

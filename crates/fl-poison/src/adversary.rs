@@ -73,11 +73,10 @@ impl Adversary {
         own: LocalData,
         cfg: &AttackConfig,
         fed_train: &TrainConfig,
-        device: &burn::tensor::Device,
+        spec: &fl_core::train::ModelSpec,
         seed: u64,
     ) -> Self {
-        let gan =
-            (cfg.method == AttackMethod::Gan).then(|| Gan::new(cfg.gan.clone(), device, seed));
+        let gan = (cfg.method == AttackMethod::Gan).then(|| Gan::new(cfg.gan.clone(), spec, seed));
         let mut train = fed_train.clone();
         if let Some(e) = cfg.epochs {
             train.epochs = e;

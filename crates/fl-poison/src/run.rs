@@ -79,7 +79,7 @@ impl AttackRun {
             prepared.client_data(attack.adversary),
             attack,
             &fed.train,
-            &prepared.spec.device,
+            &prepared.spec,
             fed.seed,
         );
         let federation = prepared.federation(prepared.seated(&adversary.clients()), rule)?;

@@ -128,7 +128,7 @@ fn update_with_boost(boost: f64) -> Vec<f32> {
         run.prepared.client_data(0),
         &cfg,
         &run.prepared.config.train,
-        &spec.device,
+        &spec,
         5,
     );
     let ctx = RoundContext {
