@@ -102,6 +102,15 @@ pub struct GanStats {
     pub last_hit_rate: f64,
 }
 
+/// What a checkpoint keeps of a generator on the CPU kernels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GanState {
+    /// The flat parameters (burn's visit order).
+    pub params: Vec<f32>,
+    /// Adam's moments and step count.
+    pub adam: Adam,
+}
+
 /// A generator with its optimizer state, kept across attack rounds.
 pub struct Gan {
     cfg: GanConfig,
@@ -153,6 +162,37 @@ impl Gan {
     /// The configuration.
     pub fn config(&self) -> &GanConfig {
         &self.cfg
+    }
+
+    /// The generator's parameters and Adam state, for a checkpoint: `None` on the burn engine
+    /// (its optimizer's state is burn's record, not saved here).
+    pub fn state(&self) -> Option<GanState> {
+        match &self.engine {
+            Engine::Kernels { params, adam } => Some(GanState {
+                params: params.clone(),
+                adam: adam.clone(),
+            }),
+            Engine::Burn { .. } => None,
+        }
+    }
+
+    /// Restores what [`Gan::state`] saved, into a generator built from the same config.
+    pub fn set_state(&mut self, state: GanState) -> Result<()> {
+        let len = self.layout().len();
+        match &mut self.engine {
+            Engine::Kernels { params, adam } if state.params.len() == len => {
+                *params = state.params;
+                *adam = state.adam;
+                Ok(())
+            }
+            Engine::Kernels { .. } => Err(CoreError::Config(format!(
+                "the checkpoint's generator has {} parameters, this one {len}",
+                state.params.len()
+            ))),
+            Engine::Burn { .. } => Err(CoreError::Config(
+                "a generator on burn's engine cannot be restored from a checkpoint".into(),
+            )),
+        }
     }
 
     /// Whether the generator runs on this crate's CPU kernels (else through burn).

@@ -26,5 +26,5 @@ pub mod grid;
 pub mod kernels;
 pub mod oracle;
 
-pub use gan::{Gan, GanConfig, GanStats};
+pub use gan::{Gan, GanConfig, GanState, GanStats};
 pub use generator::Generator;

@@ -251,9 +251,97 @@ impl MaliciousClients for Adversary {
     }
 }
 
+/// An [`AdversaryRound`] as a checkpoint keeps it (bincode needs every field written).
+#[derive(Serialize, Deserialize)]
+struct SavedRound {
+    round: usize,
+    attacking: bool,
+    local_samples: usize,
+    train_loss: f64,
+    gan: Option<GanStats>,
+    own_accuracy: Option<f64>,
+    boost: Option<f64>,
+}
+
+/// What a checkpoint keeps of the adversary: when it started, its log, its generator and its
+/// copy of the server's rule.
+type SavedAdversary = (
+    Option<usize>,
+    Vec<SavedRound>,
+    Option<fl_gan::GanState>,
+    Option<Vec<u8>>,
+);
+
 impl Attack for Adversary {
     type Round = AttackRoundMetrics;
     type Summary = AttackSummary;
+
+    /// `None` (not checkpointed) when the generator runs through burn or the rule copy keeps
+    /// state it cannot save.
+    fn state(&self) -> Option<Vec<u8>> {
+        let gan = match &self.gan {
+            Some(g) => Some(g.state()?),
+            None => None,
+        };
+        let rule = match &self.rule {
+            Some(r) => Some(r.state()?),
+            None => None,
+        };
+        let rounds = self
+            .log
+            .rounds
+            .iter()
+            .map(|(&round, r)| SavedRound {
+                round,
+                attacking: r.attacking,
+                local_samples: r.local_samples,
+                train_loss: r.train_loss,
+                gan: r.gan,
+                own_accuracy: r.own_accuracy,
+                boost: r.boost,
+            })
+            .collect();
+        let saved: SavedAdversary = (self.log.started_at, rounds, gan, rule);
+        fl_core::checkpoint::encode(&saved).ok()
+    }
+
+    fn set_state(&mut self, state: &[u8]) -> Result<()> {
+        let (started_at, rounds, gan, rule): SavedAdversary = fl_core::checkpoint::decode(state)?;
+        match (&mut self.gan, gan) {
+            (Some(g), Some(saved)) => g.set_state(saved)?,
+            (None, None) => {}
+            _ => {
+                return Err(CoreError::Config(
+                    "the checkpoint's adversary and this one differ in having a generator".into(),
+                ));
+            }
+        }
+        match (&mut self.rule, rule) {
+            (Some(r), Some(saved)) => r.set_state(&saved)?,
+            (None, None) => {}
+            _ => {
+                return Err(CoreError::Config(
+                    "the checkpoint's adversary and this one differ in holding a rule copy".into(),
+                ));
+            }
+        }
+        self.log.started_at = started_at;
+        self.log.rounds = rounds
+            .into_iter()
+            .map(|r| {
+                let round = AdversaryRound {
+                    attacking: r.attacking,
+                    local_samples: r.local_samples,
+                    train_loss: r.train_loss,
+                    gan: r.gan,
+                    own_accuracy: r.own_accuracy,
+                    boost: r.boost,
+                };
+                (r.round, round)
+            })
+            .collect();
+        Ok(())
+    }
 
     fn observe(&mut self, _federation: &Federation, base: RoundMetrics) -> Result<Self::Round> {
         Ok(AttackRoundMetrics {
