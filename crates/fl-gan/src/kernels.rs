@@ -103,7 +103,7 @@ impl Up {
 
     /// Calls `f(patch row of tap (ky, 0), input row offset, output row offset)` for every
     /// output channel, kernel row, image and input row whose output row lies inside the
-    /// output, in a fixed order. The four taps kx of a patch row are its next three rows.
+    /// output, in a fixed order. Taps (ky, 0..4) are that patch row and the three after it.
     fn rows(&self, mut f: impl FnMut(usize, usize, usize)) {
         let (s, o) = (self.side, 2 * self.side);
         for co in 0..self.cout {
