@@ -381,16 +381,18 @@ fn pool_relu(conv: &[f32], b: usize, c: usize, o: usize) -> (Vec<f32>, Vec<u32>)
             let base = ch * n + img * o * o;
             let dst = (img * c + ch) * p * p;
             for py in 0..p {
-                for px in 0..p {
-                    let i0 = base + 2 * py * o + 2 * px;
-                    let mut best = i0;
-                    for i in [i0 + 1, i0 + o, i0 + o + 1] {
-                        if conv[i] > conv[best] {
-                            best = i;
-                        }
-                    }
-                    out[dst + py * p + px] = conv[best].max(0.0);
-                    arg[dst + py * p + px] = best as u32;
+                let row = base + 2 * py * o;
+                let (r0, r1) = (&conv[row..][..o], &conv[row + o..][..o]);
+                let (vals, args) = (&mut out[dst + py * p..][..p], &mut arg[dst + py * p..][..p]);
+                // Selects rather than branches (which of four is largest is a coin toss for
+                // the predictor); the strict comparisons keep the first maximum on ties.
+                for (px, (v, a)) in vals.iter_mut().zip(args.iter_mut()).enumerate() {
+                    let (x0, x1, x2, x3) = (r0[2 * px], r0[2 * px + 1], r1[2 * px], r1[2 * px + 1]);
+                    let (m, i) = if x1 > x0 { (x1, 1) } else { (x0, 0) };
+                    let (m, i) = if x2 > m { (x2, o) } else { (m, i) };
+                    let (m, i) = if x3 > m { (x3, o + 1) } else { (m, i) };
+                    *v = m.max(0.0);
+                    *a = (row + 2 * px + i) as u32;
                 }
             }
         }
