@@ -7,7 +7,7 @@
 //! and samples/s. The aggregator bench times every rule of fl-defense on random updates.
 
 use crate::summary::round6;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use fl_core::experiment::Experiment;
 use fl_core::{DeviceKind, FedConfig};
 use fl_data::DatasetKind;
@@ -50,6 +50,63 @@ pub struct RoundBench {
     pub samples_per_s: f64,
     /// Training samples per second of the training phase alone.
     pub train_samples_per_s: f64,
+    /// Floating-point operations of one round (forward and backward of every training
+    /// sample, forward of every test image; multiply and add counted apart).
+    pub gflop_per_round: f64,
+    /// Of those, per second of the median round.
+    pub gflop_per_s: f64,
+}
+
+/// The cnn's floating-point operations per image on 28x28 grey images with 11 outputs:
+/// (forward, training step = forward + backward without the first layer's input gradient).
+pub fn cnn_flops() -> (f64, f64) {
+    // Multiply-adds of each layer's forward pass: conv1 10 x 24^2 x 25, conv2 20 x 8^2 x 250,
+    // fc1 320 x 50, fc2 50 x 11.
+    let (c1, c2, f1, f2) = (
+        10.0 * 576.0 * 25.0,
+        20.0 * 64.0 * 250.0,
+        320.0 * 50.0,
+        50.0 * 11.0,
+    );
+    let forward = 2.0 * (c1 + c2 + f1 + f2);
+    // Backward: every layer's weight gradient, and the input gradient of all but conv1.
+    let backward = 2.0 * (c1 + 2.0 * (c2 + f1 + f2));
+    (forward, forward + backward)
+}
+
+/// The PyTorch loop of the same workload (`bench/pytorch_round.py`) run by `python`, its JSON.
+pub fn pytorch_round(
+    python: &str,
+    script: &Path,
+    data_dir: &Path,
+    threads: usize,
+    warmup: usize,
+    rounds: usize,
+) -> Result<serde_json::Value> {
+    let out = std::process::Command::new(python)
+        .arg(script)
+        .args(["--data-dir".as_ref(), data_dir.as_os_str()])
+        .args(["--threads", &threads.to_string()])
+        .args(["--warmup", &warmup.to_string()])
+        .args(["--rounds", &rounds.to_string()])
+        .output()
+        .with_context(|| format!("cannot run {python} {}", script.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "{python} {} failed ({}): {}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    // Its per-round lines come first, then the JSON object.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start = text.find("\n{").map_or(0, |i| i + 1);
+    for line in text[..start].lines() {
+        eprintln!("pytorch {line}");
+    }
+    serde_json::from_str(&text[start..])
+        .with_context(|| format!("{} printed no JSON", script.display()))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -126,6 +183,8 @@ pub fn round(
     let round_s_median = med(|t| t.total_s);
     let train_s_median = med(|t| t.train_s);
     let samples = (CLIENTS * SAMPLES_PER_CLIENT) as f64;
+    let (forward, step) = cnn_flops();
+    let gflop = (samples * step + test_images as f64 * forward) / 1e9;
     Ok(RoundBench {
         workload: "mnist, 10 clients x 600 (contiguous), cnn, 1 epoch, batch 32, sgd lr 0.05, fedavg, eval on the whole test set",
         data,
@@ -140,6 +199,8 @@ pub fn round(
         eval_s_median: round6(med(|t| t.eval_s)),
         samples_per_s: round6(samples / round_s_median),
         train_samples_per_s: round6(samples / train_s_median),
+        gflop_per_round: round6(gflop),
+        gflop_per_s: round6(gflop / round_s_median),
     })
 }
 
@@ -464,4 +525,34 @@ pub fn aggregators(sizes: &[usize], dim: usize, reps: usize) -> Result<Vec<Aggre
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod round_tests {
+    use super::*;
+
+    #[test]
+    fn cnn_flops_by_hand() {
+        let (forward, step) = cnn_flops();
+        // 2 x (144000 + 320000 + 16000 + 550) forward; backward 2 x (144000 + 2 x 336550).
+        assert_eq!(forward, 961_100.0);
+        assert_eq!(step, 961_100.0 + 1_634_200.0);
+    }
+
+    #[test]
+    fn a_missing_python_is_a_clear_error() {
+        let err = pytorch_round(
+            "/nonexistent/python3",
+            Path::new("bench/pytorch_round.py"),
+            Path::new("data"),
+            1,
+            0,
+            1,
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot run /nonexistent/python3"),
+            "{err:#}"
+        );
+    }
 }

@@ -70,6 +70,13 @@ pub enum BenchCommand {
         /// Timed rounds.
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Also run the same workload in PyTorch with this Python (`bench/pytorch_round.py`,
+        /// same threads, warm-up and rounds) and print both with the ratios.
+        #[arg(long, value_name = "PYTHON")]
+        pytorch: Option<String>,
+        /// The PyTorch loop's script.
+        #[arg(long, default_value = "bench/pytorch_round.py")]
+        pytorch_script: PathBuf,
     },
 }
 
@@ -120,6 +127,8 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             threads,
             warmup,
             rounds,
+            pytorch,
+            pytorch_script,
         } => {
             let report = fl_cli::bench::round(
                 &data_dir,
@@ -129,7 +138,38 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
                 warmup,
                 rounds,
             )?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            let Some(python) = pytorch else {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(());
+            };
+            if report.data != "full" {
+                anyhow::bail!("the PyTorch comparison needs the full MNIST under --data-dir");
+            }
+            eprintln!("pytorch: {python} {}", pytorch_script.display());
+            let torch = fl_cli::bench::pytorch_round(
+                &python,
+                &pytorch_script,
+                &data_dir,
+                report.threads,
+                warmup,
+                rounds,
+            )?;
+            let ratio = |key: &str, ours: f64| {
+                torch[key]
+                    .as_f64()
+                    .map(|t| fl_cli::summary::round6(t / ours))
+            };
+            let both = serde_json::json!({
+                "speedup_round": ratio("round_s_median", report.round_s_median),
+                "speedup_train": ratio("train_s_median", report.train_s_median),
+                "speedup_eval": ratio("eval_s_median", report.eval_s_median),
+                "pytorch_gflop_per_s": torch["round_s_median"]
+                    .as_f64()
+                    .map(|t| fl_cli::summary::round6(report.gflop_per_round / t)),
+                "fl": report,
+                "pytorch": torch,
+            });
+            println!("{}", serde_json::to_string_pretty(&both)?);
             Ok(())
         }
     }
