@@ -216,7 +216,7 @@ impl MaliciousClients for Adversary {
                         .into(),
                 )
             })?;
-            let scales = crate::scale::doublings(self.cfg.boost);
+            let scales = crate::scale::factors(self.cfg.adaptive_min_boost, self.cfg.boost);
             let b = crate::scale::pick_scale(rule.as_mut(), &[&update.delta], &scales, ctx)?;
             picked = Some(b);
             b

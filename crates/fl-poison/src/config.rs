@@ -68,6 +68,11 @@ pub struct AttackConfig {
     /// update (the adversary then sees the round's benign updates).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub adaptive_boost: bool,
+    /// With `adaptive_boost`, the smallest factor tried: below 1 the adversary also tries
+    /// 1/2, 1/4, ... down to it, shrinking its update until a rule that drops outliers keeps
+    /// it (1 = never below 1).
+    #[serde(skip_serializing_if = "is_one")]
+    pub adaptive_min_boost: f64,
     /// The adversary's local epochs in attack rounds (`None` = the benign `train.epochs`).
     pub epochs: Option<usize>,
     /// Generator and GAN training.
@@ -93,6 +98,7 @@ impl Default for AttackConfig {
             n_poison: 300,
             boost: 1.0,
             adaptive_boost: false,
+            adaptive_min_boost: 1.0,
             epochs: None,
             gan: GanConfig::default(),
             samples_every: 5,
@@ -158,6 +164,15 @@ impl AttackConfig {
                 self.boost
             ));
         }
+        if !(self.adaptive_min_boost > 0.0 && self.adaptive_min_boost <= 1.0) {
+            return bad(format!(
+                "attack.adaptive_min_boost must be in (0, 1], got {}",
+                self.adaptive_min_boost
+            ));
+        }
+        if self.adaptive_min_boost < 1.0 && !self.adaptive_boost {
+            return bad("attack.adaptive_min_boost needs attack.adaptive_boost = true".into());
+        }
         if self.epochs == Some(0) {
             return bad("attack.epochs cannot be zero".into());
         }
@@ -185,6 +200,11 @@ impl AttackConfig {
         }
         out
     }
+}
+
+/// Whether a factor is 1 (the default left out of written configs).
+fn is_one(v: &f64) -> bool {
+    *v == 1.0
 }
 
 #[cfg(test)]
@@ -220,6 +240,18 @@ mod tests {
         assert!(err(|c| c.n_poison = 0).contains("n_poison"));
         assert!(err(|c| c.gan.batch_size = 1).contains("batch_size"));
         assert!(err(|c| c.gan.beta1 = 1.0).contains("beta1"));
+        assert!(err(|c| c.adaptive_min_boost = 0.5).contains("needs attack.adaptive_boost"));
+        let adaptive = |c: &mut AttackConfig| {
+            c.adaptive_boost = true;
+            c.boost = 4.0;
+        };
+        for bad in [0.0, 1.5, f64::NAN] {
+            let e = err(|c| {
+                adaptive(c);
+                c.adaptive_min_boost = bad;
+            });
+            assert!(e.contains("adaptive_min_boost must be in (0, 1]"), "{e}");
+        }
     }
 
     #[test]

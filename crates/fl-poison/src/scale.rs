@@ -24,6 +24,23 @@ pub fn doublings(largest: f64) -> Vec<f64> {
     v
 }
 
+/// The factors tried from `smallest` (at most 1) to `largest`: 1/2, 1/4, ... above
+/// `smallest`, then `smallest`, in increasing order, followed by [`doublings`]`(largest)`.
+pub fn factors(smallest: f64, largest: f64) -> Vec<f64> {
+    let mut below = Vec::new();
+    let mut s = 0.5;
+    while s > smallest {
+        below.push(s);
+        s /= 2.0;
+    }
+    if smallest < 1.0 {
+        below.push(smallest);
+    }
+    below.reverse();
+    below.extend(doublings(largest));
+    below
+}
+
 /// The factor among `scales` whose aggregate, under `rule` (restored after every try) with
 /// the benign updates of `ctx` and the malicious updates `mal` scaled by it, has the largest
 /// projection on the mean of `mal`. Without benign updates to simulate: the largest factor.
@@ -82,5 +99,12 @@ mod tests {
         assert_eq!(doublings(0.5), [1.0]);
         assert_eq!(doublings(5.0), [1.0, 2.0, 4.0, 5.0]);
         assert_eq!(doublings(8.0), [1.0, 2.0, 4.0, 8.0]);
+    }
+
+    #[test]
+    fn factors_from_the_smallest_to_the_largest() {
+        assert_eq!(factors(1.0, 4.0), [1.0, 2.0, 4.0]);
+        assert_eq!(factors(0.25, 2.0), [0.25, 0.5, 1.0, 2.0]);
+        assert_eq!(factors(0.2, 1.0), [0.2, 0.25, 0.5, 1.0]);
     }
 }

@@ -187,8 +187,9 @@ fn invalid_attacks_are_refused_before_any_work() {
     assert!(e(a).contains("4 clients"));
 }
 
-/// A test rule: the mean of the updates no longer than 1.5 x the median norm.
-struct DropLong;
+/// A test rule: the mean of the updates no longer than this many times the median norm (the
+/// shortest at least).
+struct DropLong(f64);
 
 impl fl_core::Aggregator for DropLong {
     fn state(&self) -> Option<Vec<u8>> {
@@ -206,7 +207,7 @@ impl fl_core::Aggregator for DropLong {
             .collect();
         let mut sorted = norms.clone();
         sorted.sort_by(f64::total_cmp);
-        let bound = 1.5 * sorted[sorted.len() / 2];
+        let bound = (self.0 * sorted[sorted.len() / 2]).max(sorted[0]);
         let kept: Vec<&fl_core::Update> = updates
             .iter()
             .zip(&norms)
@@ -243,12 +244,40 @@ fn an_adaptive_boost_is_the_largest_the_rule_lets_through() {
     let (mean, _) = boosts(|| Box::new(fl_core::FedAvg));
     assert_eq!(mean, [None, Some(8.0), Some(8.0)], "round 1 is benign");
     // A rule that drops long updates: a boost it still keeps, and the adversary is kept.
-    let (drop, kept) = boosts(|| Box::new(DropLong));
+    let (drop, kept) = boosts(|| Box::new(DropLong(1.5)));
     for b in &drop[1..] {
         let b = b.expect("an attack round");
         assert!((1.0..=1.5).contains(&b), "{drop:?}");
     }
     assert_eq!(kept, [true, true, true]);
+    // A rule that keeps only the shorter updates: never the adversary at a boost of 1 or
+    // more, but a shrunk update once factors below 1 are allowed.
+    let short = || -> Box<dyn fl_core::Aggregator> { Box::new(DropLong(0.8)) };
+    let (at_least_one, kept) = boosts(short);
+    assert_eq!(
+        at_least_one[1..],
+        [Some(1.0), Some(1.0)],
+        "ties go to the smallest"
+    );
+    assert_eq!(kept[1..], [false, false]);
+    let cfg = AttackConfig {
+        adaptive_min_boost: 0.125,
+        ..cfg.clone()
+    };
+    let mut run = AttackRun::build_with(&fed(), &cfg, short())
+        .unwrap()
+        .with_attacker_rule(short());
+    let rows = run.run(&mut |_| {}).unwrap();
+    for r in 2..=3 {
+        let b = run.adversary.log().rounds[&r]
+            .boost
+            .expect("an attack round");
+        assert!((0.125..1.0).contains(&b), "round {r}: boost {b}");
+        assert!(
+            rows[r - 1].base.kept.contains(&0),
+            "round {r}: the shrunk update is kept"
+        );
+    }
     // Without the adversary's copy of the rule it says what is missing.
     let mut run = AttackRun::build(&fed(), &cfg).unwrap();
     let e = run.run(&mut |_| {}).unwrap_err().to_string();
