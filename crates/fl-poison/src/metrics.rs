@@ -78,6 +78,13 @@ pub struct AttackSummary {
     pub final_accuracy_generate: f64,
     /// Share of generated images of G the oracle classifies as G (GAN attack, when scored).
     pub fidelity: Option<f64>,
+    /// Mean of the boosts picked over the attack rounds (with `attack.adaptive_boost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mean_boost: Option<f64>,
+    /// Share of the adversary's attack rounds in which the server's rule kept its update
+    /// (absent without such rounds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversary_kept_share: Option<f64>,
 }
 
 impl AttackSummary {
@@ -122,8 +129,23 @@ impl AttackSummary {
             final_main_accuracy_others: at_end(|s| s.main_accuracy_others),
             final_accuracy_generate: at_end(|s| s.accuracy_generate),
             fidelity: fidelity.map(round6),
+            mean_boost: mean_of(rows.iter().filter_map(|r| r.adversary.as_ref()?.boost)),
+            adversary_kept_share: mean_of(
+                rows.iter()
+                    .filter(|r| {
+                        r.adversary.as_ref().is_some_and(|a| a.attacking)
+                            && cfg.method != crate::config::AttackMethod::None
+                    })
+                    .map(|r| f64::from(u8::from(r.base.kept.contains(&cfg.adversary)))),
+            ),
         }
     }
+}
+
+/// The mean of `values`, rounded; `None` when there are none.
+fn mean_of(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (n, sum) = values.fold((0usize, 0.0), |(n, s), v| (n + 1, s + v));
+    (n > 0).then(|| round6(sum / n as f64))
 }
 
 #[cfg(test)]

@@ -268,6 +268,7 @@ fn an_adaptive_boost_is_the_largest_the_rule_lets_through() {
         .unwrap()
         .with_attacker_rule(short());
     let rows = run.run(&mut |_| {}).unwrap();
+    let mut picked = Vec::new();
     for r in 2..=3 {
         let b = run.adversary.log().rounds[&r]
             .boost
@@ -277,7 +278,13 @@ fn an_adaptive_boost_is_the_largest_the_rule_lets_through() {
             rows[r - 1].base.kept.contains(&0),
             "round {r}: the shrunk update is kept"
         );
+        picked.push(b);
     }
+    // The summary's mean boost and the share of attack rounds the rule kept the adversary.
+    let s = fl_core::Attack::summary(&run.adversary, &run.federation, &rows).unwrap();
+    let mean = (picked[0] + picked[1]) / 2.0;
+    assert!((s.mean_boost.unwrap() - mean).abs() < 1e-6, "{s:?}");
+    assert_eq!(s.adversary_kept_share, Some(1.0));
     // Without the adversary's copy of the rule it says what is missing.
     let mut run = AttackRun::build(&fed(), &cfg).unwrap();
     let e = run.run(&mut |_| {}).unwrap_err().to_string();
