@@ -8,7 +8,7 @@
 //! Everything runs on the calling thread (clients already run in parallel) in a fixed order,
 //! so the same inputs give the same bits. Tests hold the result to burn's autodiff.
 
-use crate::inference::{im2col, linear, linear_relu, take};
+use crate::inference::{im2col_into, linear, linear_relu, scratch, take};
 use crate::matmul::matmul;
 use crate::model::{CONV1, CONV2, Dims, HIDDEN, KERNEL, Kernels};
 use crate::train::{OptimizerKind, TrainConfig};
@@ -124,33 +124,45 @@ fn cnn_backward(
     let g3 = out.layer(flat * HIDDEN, HIDDEN);
     let g4 = out.layer(HIDDEN * outputs, outputs);
 
-    // Forward, keeping what backward needs.
-    let conv1 = Conv::new(b, cin, side, CONV1, k);
-    let cols1 = im2col(images, b, cin, side, k);
-    let c1 = conv1.forward(&cols1, w1, b1);
-    let (a1, arg1) = pool_relu(&c1, b, CONV1, conv1.o);
-    let conv2 = Conv::new(b, CONV1, pooled1, CONV2, k);
-    let cols2 = im2col(&a1, b, CONV1, pooled1, k);
-    let c2 = conv2.forward(&cols2, w2, b2);
-    let (a2, arg2) = pool_relu(&c2, b, CONV2, conv2.o); // [b, flat] in burn's order
-    let a3 = linear_relu(&a2, b, flat, w3, b3, HIDDEN);
-    let z4 = linear(&a3, b, HIDDEN, w4, b4, outputs);
-    let (loss, dz4) = softmax_cross_entropy(&z4, labels, outputs);
-
-    // Backward.
-    let mut dz3 = dense_backward(&a3, b, HIDDEN, outputs, &dz4, w4, g4, true);
-    relu_backward(&a3, &mut dz3);
-    let mut da2 = dense_backward(&a2, b, flat, HIDDEN, &dz3, w3, g3, true);
-    relu_backward(&a2, &mut da2);
-    let dc2 = unpool(&da2, &arg2, c2.len());
-    let mut da1 = conv2.backward(&cols2, w2, &dc2, g2, true);
-    relu_backward(&a1, &mut da1);
-    let dc1 = unpool(&da1, &arg1, c1.len());
-    let dx = conv1.backward(&cols1, w1, &dc1, g1, out.input.is_some());
-    if let Some(dst) = out.input {
-        dst.copy_from_slice(&dx);
+    thread_local! {
+        static BUFFERS: std::cell::RefCell<[Vec<f32>; 5]> = const {
+            std::cell::RefCell::new([const { Vec::new() }; 5])
+        };
     }
-    (loss, z4)
+    // Per thread, reused from step to step: the patches and outputs of both convolutions
+    // (an output's buffer then takes its gradient) and the patches' gradient.
+    BUFFERS.with_borrow_mut(|[cols1_buf, c1_buf, cols2_buf, c2_buf, dcols_buf]| {
+        // Forward, keeping what backward needs.
+        let conv1 = Conv::new(b, cin, side, CONV1, k);
+        let cols1 = scratch(cols1_buf, conv1.patches());
+        im2col_into(images, b, cin, side, k, cols1);
+        let c1 = conv1.forward(cols1, w1, b1, scratch(c1_buf, conv1.outputs()));
+        let (a1, arg1) = pool_relu(c1, b, CONV1, conv1.o);
+        let conv2 = Conv::new(b, CONV1, pooled1, CONV2, k);
+        let cols2 = scratch(cols2_buf, conv2.patches());
+        im2col_into(&a1, b, CONV1, pooled1, k, cols2);
+        let c2 = conv2.forward(cols2, w2, b2, scratch(c2_buf, conv2.outputs()));
+        let (a2, arg2) = pool_relu(c2, b, CONV2, conv2.o); // [b, flat] in burn's order
+        let a3 = linear_relu(&a2, b, flat, w3, b3, HIDDEN);
+        let z4 = linear(&a3, b, HIDDEN, w4, b4, outputs);
+        let (loss, dz4) = softmax_cross_entropy(&z4, labels, outputs);
+
+        // Backward.
+        let mut dz3 = dense_backward(&a3, b, HIDDEN, outputs, &dz4, w4, g4, true);
+        relu_backward(&a3, &mut dz3);
+        let mut da2 = dense_backward(&a2, b, flat, HIDDEN, &dz3, w3, g3, true);
+        relu_backward(&a2, &mut da2);
+        let dc2 = unpool(&da2, &arg2, scratch(c2_buf, conv2.outputs()));
+        let mut da1 = conv2.backward(cols2, w2, dc2, g2, Some(dcols_buf));
+        relu_backward(&a1, &mut da1);
+        let dc1 = unpool(&da1, &arg1, scratch(c1_buf, conv1.outputs()));
+        let want_dx = out.input.is_some();
+        let dx = conv1.backward(cols1, w1, dc1, g1, want_dx.then_some(dcols_buf));
+        if let Some(dst) = out.input {
+            dst.copy_from_slice(&dx);
+        }
+        (loss, z4)
+    })
 }
 
 /// The training step of an MLP with two hidden layers of `HID` units (see [`gradient`]).
@@ -312,11 +324,20 @@ impl Conv {
         self.b * self.o * self.o
     }
 
-    /// `w [cout, cin*k*k] x cols + bias`, channel-major `[cout][b*o*o]`.
-    fn forward(&self, cols: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+    /// Floats of the patches, `[cin * k * k][n]`.
+    fn patches(&self) -> usize {
+        self.cin * self.k * self.k * self.n()
+    }
+
+    /// Floats of the output, `[cout][n]`.
+    fn outputs(&self) -> usize {
+        self.cout * self.n()
+    }
+
+    /// `w [cout, cin*k*k] x cols + bias` into `c`, channel-major `[cout][b*o*o]`.
+    fn forward<'a>(&self, cols: &[f32], w: &[f32], bias: &[f32], c: &'a mut [f32]) -> &'a [f32] {
         let (n, kk) = (self.n(), self.cin * self.k * self.k);
-        let mut c = vec![0.0f32; self.cout * n];
-        matmul(self.cout, n, kk, w, kk, 1, cols, n, 1, &mut c);
+        matmul(self.cout, n, kk, w, kk, 1, cols, n, 1, c);
         for (row, bb) in c.chunks_exact_mut(n).zip(bias) {
             row.iter_mut().for_each(|v| *v += bb);
         }
@@ -324,15 +345,15 @@ impl Conv {
     }
 
     /// From `dc` (channel-major like the output): into `grads` when given `gw = dc cols^T`
-    /// and `gb` = row sums of `dc`; when `want_dx` the NCHW input gradient (col2im of
-    /// `w^T dc`).
+    /// and `gb` = row sums of `dc`; when given a buffer for the patches' gradient `w^T dc`,
+    /// the NCHW input gradient (its col2im), else nothing.
     fn backward(
         &self,
         cols: &[f32],
         w: &[f32],
         dc: &[f32],
         grads: Option<(&mut [f32], &mut [f32])>,
-        want_dx: bool,
+        dcols: Option<&mut Vec<f32>>,
     ) -> Vec<f32> {
         let (n, kk, k, o, h) = (self.n(), self.cin * self.k * self.k, self.k, self.o, self.h);
         if let Some((gw, gb)) = grads {
@@ -341,11 +362,11 @@ impl Conv {
                 *g = row.iter().sum();
             }
         }
-        if !want_dx {
+        let Some(dcols) = dcols else {
             return Vec::new();
-        }
-        let mut dcols = vec![0.0f32; kk * n];
-        matmul(kk, n, self.cout, w, 1, kk, dc, n, 1, &mut dcols);
+        };
+        let dcols = scratch(dcols, kk * n);
+        matmul(kk, n, self.cout, w, 1, kk, dc, n, 1, dcols);
         let mut dx = vec![0.0f32; self.b * self.cin * h * h];
         for ci in 0..self.cin {
             for ky in 0..k {
@@ -400,9 +421,10 @@ fn pool_relu(conv: &[f32], b: usize, c: usize, o: usize) -> (Vec<f32>, Vec<u32>)
     (out, arg)
 }
 
-/// Scatters the pooled gradient `d` back to the positions its maxima came from.
-fn unpool(d: &[f32], arg: &[u32], len: usize) -> Vec<f32> {
-    let mut dc = vec![0.0f32; len];
+/// Scatters the pooled gradient `d` back to the positions its maxima came from, in `dc`
+/// (cleared first: the other positions get no gradient).
+fn unpool<'a>(d: &[f32], arg: &[u32], dc: &'a mut [f32]) -> &'a [f32] {
+    dc.fill(0.0);
     for (&v, &i) in d.iter().zip(arg) {
         dc[i as usize] += v;
     }

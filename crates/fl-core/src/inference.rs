@@ -116,9 +116,9 @@ pub(crate) fn linear_relu(
 /// Valid k x k convolution (weights `[cout, cin, k, k]`) of NCHW input, then 2x2 max-pool
 /// (stride 2), bias and ReLU; returns NCHW `[b, cout, (h-k+1)/2, (h-k+1)/2]`.
 ///
-/// The patches are laid out transposed (one row per weight index (ci, ky, kx), one column per
-/// (image, y, x)), so building them copies whole runs of `o` pixels, and the product
-/// `w [cout, kk] x patches [kk, b*o*o]` comes out channel-major, so pooling reads rows.
+/// The convolution is [`crate::direct::conv`] (the bits of im2col + gemm without building the
+/// patches), channel-major, so pooling reads rows; its output lives in a buffer kept per
+/// thread, so a block costs no allocation.
 #[allow(clippy::too_many_arguments)]
 fn conv_pool_relu(
     x: &[f32],
@@ -130,33 +130,44 @@ fn conv_pool_relu(
     cout: usize,
     k: usize,
 ) -> Vec<f32> {
+    thread_local! {
+        static CONV: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
     let o = h - k + 1;
-    let kk = cin * k * k;
     let cols_n = b * o * o;
-    let cols = im2col(x, b, cin, h, k);
-    // conv[co][img*o*o + y*o + x] = sum_j w[co][j] * cols[j][...]
-    let mut conv = vec![0.0f32; cout * cols_n];
-    matmul(cout, cols_n, kk, w, kk, 1, &cols, cols_n, 1, &mut conv);
-    let p = o / 2;
-    let mut out = vec![0.0f32; b * cout * p * p];
-    for co in 0..cout {
-        let plane = &conv[co * cols_n..(co + 1) * cols_n];
-        for img in 0..b {
-            let src = &plane[img * o * o..(img + 1) * o * o];
-            let dst = &mut out[(img * cout + co) * p * p..][..p * p];
-            for py in 0..p {
-                let (r0, r1) = (&src[2 * py * o..][..o], &src[(2 * py + 1) * o..][..o]);
-                for px in 0..p {
-                    let m = r0[2 * px]
-                        .max(r0[2 * px + 1])
-                        .max(r1[2 * px])
-                        .max(r1[2 * px + 1]);
-                    dst[py * p + px] = (m + bias[co]).max(0.0);
+    CONV.with_borrow_mut(|buf| {
+        let conv = scratch(buf, cout * cols_n);
+        crate::direct::conv(x, b, cin, h, w, cout, k, conv);
+        let p = o / 2;
+        let mut out = vec![0.0f32; b * cout * p * p];
+        for co in 0..cout {
+            let plane = &conv[co * cols_n..(co + 1) * cols_n];
+            for img in 0..b {
+                let src = &plane[img * o * o..(img + 1) * o * o];
+                let dst = &mut out[(img * cout + co) * p * p..][..p * p];
+                for py in 0..p {
+                    let (r0, r1) = (&src[2 * py * o..][..o], &src[(2 * py + 1) * o..][..o]);
+                    for px in 0..p {
+                        let m = r0[2 * px]
+                            .max(r0[2 * px + 1])
+                            .max(r1[2 * px])
+                            .max(r1[2 * px + 1]);
+                        dst[py * p + px] = (m + bias[co]).max(0.0);
+                    }
                 }
             }
         }
+        out
+    })
+}
+
+/// The first `len` floats of a buffer kept between calls, grown (zeroed) only when short: for
+/// outputs that are written in full before they are read, so no call pays to clear them.
+pub(crate) fn scratch(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
     }
-    out
+    &mut buf[..len]
 }
 
 /// `dst.copy_from_slice(src)` for the short runs of im2col (an output row, 8-24 floats): in
@@ -178,11 +189,11 @@ pub(crate) fn copy_run(dst: &mut [f32], src: &[f32]) {
 
 /// The patches of a valid k x k convolution of NCHW `x` (`b` images, `cin` channels, side
 /// `h`), transposed: one row per weight index (ci, ky, kx), one column per (image, y, x) with
-/// output side `o = h - k + 1`; `[cin * k * k][b * o * o]`.
-pub(crate) fn im2col(x: &[f32], b: usize, cin: usize, h: usize, k: usize) -> Vec<f32> {
+/// output side `o = h - k + 1`; `[cin * k * k][b * o * o]`, every element written.
+pub(crate) fn im2col_into(x: &[f32], b: usize, cin: usize, h: usize, k: usize, cols: &mut [f32]) {
     let o = h - k + 1;
     let cols_n = b * o * o;
-    let mut cols = vec![0.0f32; cin * k * k * cols_n];
+    assert_eq!(cols.len(), cin * k * k * cols_n);
     for ci in 0..cin {
         for ky in 0..k {
             for kx in 0..k {
@@ -197,5 +208,13 @@ pub(crate) fn im2col(x: &[f32], b: usize, cin: usize, h: usize, k: usize) -> Vec
             }
         }
     }
+}
+
+/// [`im2col_into`] a new buffer.
+#[cfg(test)]
+pub(crate) fn im2col(x: &[f32], b: usize, cin: usize, h: usize, k: usize) -> Vec<f32> {
+    let o = h - k + 1;
+    let mut cols = vec![0.0f32; cin * k * k * b * o * o];
+    im2col_into(x, b, cin, h, k, &mut cols);
     cols
 }

@@ -34,6 +34,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod direct;
 pub mod error;
 pub mod eval;
 pub mod experiment;
