@@ -3,17 +3,21 @@
 //! The first convolution of the `cnn` has one input channel (three on colour images): as a
 //! matrix product it is `w [10, 25] x patches [25, b*576]`, ten rows against a depth of 25,
 //! the shape gemm runs worst, and building the patches (25 copies of every image) cost more
-//! than the product. Here each output row is computed in place from the image: eight
-//! neighbouring outputs in one vector, the taps `(ci, ky, kx)` in order, one fused
-//! multiply-add each, starting from zero. That is the order in which gemm accumulates an
-//! element of a short product (one register lane, one depth step after another, see
-//! [`crate::matmul`]), so the result is the same to the bit, and a test holds it there.
+//! than the product. Here each output is computed in place from the image: neighbouring
+//! outputs in one vector, the taps `(ci, ky, kx)` in order, one fused multiply-add each,
+//! starting from zero. That is the order in which gemm accumulates an element of a short
+//! product (one register lane, one depth step after another, see [`crate::matmul`]), so the
+//! result is the same to the bit, and a test holds every path there.
 //!
-//! The fused multiply-add is `f32::mul_add`, compiled to the FMA instruction in a function
-//! built for AVX2 + FMA when the CPU has them (the CPUs the lab's determinism covers) and
-//! computed exactly in software otherwise, so no CPU gives other bits.
+//! Three paths ([`Path`]), the fastest the CPU has taken: AVX-512F (sixteen consecutive
+//! outputs of an image's plane a vector, gathered from the rows they lie on by masked loads),
+//! AVX2 + FMA (eight outputs of one row a vector), and portable `f32::mul_add` (exact in
+//! software where there is no FMA instruction). Ten output channels go at once, so each
+//! loaded input vector serves ten independent accumulators. The vector width only decides
+//! how many outputs advance together, never the order of an output's sum, so every CPU gets
+//! the same bits.
 
-/// Lanes of one block of outputs: one AVX2 vector.
+/// Lanes of one AVX2 vector.
 const LANES: usize = 8;
 
 /// A valid k x k convolution of NCHW `x` (`b` images, `cin` channels of side `h`) by weights
@@ -34,13 +38,206 @@ pub fn conv(
     assert_eq!(x.len(), b * cin * h * h, "input of b x cin x h x h");
     assert_eq!(w.len(), cout * cin * k * k, "weights of cout x cin x k x k");
     assert_eq!(dst.len(), cout * b * o * o, "output of cout x b x o x o");
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        unsafe { conv_fma(x, b, cin, h, w, cout, k, dst) };
-        return;
+    conv_on(Path::best(), x, b, cin, h, w, cout, k, dst);
+}
+
+/// Which code computes [`conv`]: every path gives the same bits (a test runs each the CPU
+/// has), so the choice is speed alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// Sixteen outputs a vector (pieces of one or more rows), AVX-512F.
+    Avx512,
+    /// Eight outputs of one row a vector, AVX2 + FMA.
+    Avx2,
+    /// Scalar `mul_add`, any CPU.
+    Portable,
+}
+
+impl Path {
+    /// The fastest path this CPU runs.
+    pub fn best() -> Path {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Path::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Path::Avx2;
+            }
+        }
+        Path::Portable
     }
-    conv_body(x, b, cin, h, w, cout, k, dst);
+
+    /// The paths this CPU runs, fastest first.
+    pub(crate) fn available() -> Vec<Path> {
+        let mut paths = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                paths.push(Path::Avx512);
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                paths.push(Path::Avx2);
+            }
+        }
+        paths.push(Path::Portable);
+        paths
+    }
+}
+
+/// [`conv`] by the given path, which the CPU must have (one of [`Path::available`]).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_on(
+    path: Path,
+    x: &[f32],
+    b: usize,
+    cin: usize,
+    h: usize,
+    w: &[f32],
+    cout: usize,
+    k: usize,
+    dst: &mut [f32],
+) {
+    assert!(
+        Path::available().contains(&path),
+        "{path:?} is not available on this CPU"
+    );
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has the features (asserted above).
+        Path::Avx512 => unsafe { conv_avx512(x, b, cin, h, w, cout, k, dst) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has the features (asserted above).
+        Path::Avx2 => unsafe { conv_fma(x, b, cin, h, w, cout, k, dst) },
+        _ => conv_body(x, b, cin, h, w, cout, k, dst),
+    }
+}
+
+/// Lanes of one AVX-512 vector.
+#[cfg(target_arch = "x86_64")]
+const WIDE: usize = 16;
+
+/// The blocks of [`conv_avx512`] (`(p, store mask, first piece, end piece)`) and their row
+/// pieces (`(lane mask, input offset of lane 0)`).
+#[cfg(target_arch = "x86_64")]
+type Plan<'a> = (&'a [(usize, u16, usize, usize)], &'a [(u16, usize)]);
+
+/// [`conv_body`] with AVX-512 vectors: sixteen consecutive outputs of an image's plane per
+/// vector, gathered from the rows they lie on by masked loads (one per row piece), `C`
+/// output channels at once.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn conv_avx512(
+    x: &[f32],
+    b: usize,
+    cin: usize,
+    h: usize,
+    w: &[f32],
+    cout: usize,
+    k: usize,
+    dst: &mut [f32],
+) {
+    let o = h - k + 1;
+    let wt = tap_major(w, cout, cin * k * k);
+    // Blocks of 16 plane positions p..p + 16 (the last one shorter): the store mask and the
+    // row pieces, each a mask of its lanes and the input offset of lane 0 (row y, column x
+    // at lane l: y * h + x - l, never negative as h >= o).
+    let plane = o * o;
+    let (mut blocks, mut pieces) = (Vec::new(), Vec::new());
+    let mut p = 0;
+    while p < plane {
+        let n = (plane - p).min(WIDE);
+        let first = pieces.len();
+        let mut lane = 0;
+        while lane < n {
+            let (y, xo) = ((p + lane) / o, (p + lane) % o);
+            let run = (o - xo).min(n - lane);
+            pieces.push(((((1u32 << run) - 1) << lane) as u16, y * h + xo - lane));
+            lane += run;
+        }
+        blocks.push((p, ((1u32 << n) - 1) as u16, first, pieces.len()));
+        p += n;
+    }
+    let plan = (&blocks[..], &pieces[..]);
+    let mut co = 0;
+    while co < cout {
+        // SAFETY: the CPU features are the caller's; the shapes were asserted by `conv`.
+        co += unsafe {
+            match cout - co {
+                n if n % 10 == 0 => wide::<10>(x, b, cin, h, &wt, cout, co, k, plan, dst),
+                n if n >= 8 => wide::<8>(x, b, cin, h, &wt, cout, co, k, plan, dst),
+                n if n >= 4 => wide::<4>(x, b, cin, h, &wt, cout, co, k, plan, dst),
+                _ => wide::<1>(x, b, cin, h, &wt, cout, co, k, plan, dst),
+            }
+        };
+    }
+}
+
+/// Output channels `co0..co0 + C` of [`conv_avx512`]; returns `C`.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and the slices must have the shapes `conv` asserts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn wide<const C: usize>(
+    x: &[f32],
+    b: usize,
+    cin: usize,
+    h: usize,
+    wt: &[f32],
+    cout: usize,
+    co0: usize,
+    k: usize,
+    (blocks, pieces): Plan<'_>,
+    dst: &mut [f32],
+) -> usize {
+    use std::arch::x86_64::*;
+    let o = h - k + 1;
+    let plane = b * o * o;
+    assert!(co0 + C <= cout && wt.len() == cin * k * k * cout);
+    assert!(x.len() == b * cin * h * h && dst.len() == cout * plane);
+    let (xp, wp, dp) = (x.as_ptr(), wt.as_ptr(), dst.as_mut_ptr());
+    for img in 0..b {
+        for &(p, store, first, end) in blocks {
+            let mut acc = [_mm512_setzero_ps(); C];
+            for ci in 0..cin {
+                for ky in 0..k {
+                    let rows = (img * cin + ci) * h * h + ky * h;
+                    for kx in 0..k {
+                        let t = (ci * k + ky) * k + kx;
+                        let mut v = _mm512_setzero_ps();
+                        for &(mask, at) in &pieces[first..end] {
+                            // SAFETY: the masked lanes read row pieces inside image `img`'s
+                            // channel ci (the plan's construction); the others read nothing.
+                            v = unsafe { _mm512_mask_loadu_ps(v, mask, xp.add(rows + kx + at)) };
+                        }
+                        for (c, a) in acc.iter_mut().enumerate() {
+                            // SAFETY: tap t's weights of channels co0..co0 + C lie in wt.
+                            let wv = _mm512_set1_ps(unsafe { *wp.add(t * cout + co0 + c) });
+                            *a = _mm512_fmadd_ps(wv, v, *a);
+                        }
+                    }
+                }
+            }
+            for (c, a) in acc.iter().enumerate() {
+                // SAFETY: the block's outputs lie in the channel's plane of image `img`; the
+                // mask keeps a short block's store to its valid lanes.
+                unsafe {
+                    _mm512_mask_storeu_ps(dp.add((co0 + c) * plane + img * o * o + p), store, *a)
+                };
+            }
+        }
+    }
+    C
 }
 
 /// [`conv_body`] with AVX2 + FMA vectors: eight outputs of one row per vector, `C` output
@@ -240,33 +437,37 @@ mod tests {
 
     #[test]
     fn direct_convolution_gives_the_bits_of_im2col_and_gemm() {
-        // MNIST's first layer, a colour image's, an odd side whose rows end in a remainder,
-        // and the cnn's second layer.
+        // By every path this CPU has: MNIST's first layer, a colour image's, an odd side
+        // whose rows end in a remainder (and whose 16-lane blocks span three rows), and the
+        // cnn's second layer.
         for &(b, cin, h, cout, k) in &[
             (32, 1, 28, 10, 5),
             (7, 3, 32, 10, 5),
             (5, 2, 13, 4, 3),
+            (3, 1, 12, 3, 4),
             (9, 10, 12, 20, 5),
         ] {
             let o = h - k + 1;
             let x = values(b * cin * h * h, 1);
             let w = values(cout * cin * k * k, 2);
-            let mut d = vec![f32::NAN; cout * b * o * o];
-            conv(&x, b, cin, h, &w, cout, k, &mut d);
             let g = by_gemm(&x, b, cin, h, &w, cout, k);
-            let same = d
-                .iter()
-                .zip(&g)
-                .filter(|(a, b)| a.to_bits() == b.to_bits())
-                .count();
-            assert_eq!(
-                same,
-                d.len(),
-                "shape {:?}: {} of {} equal",
-                (b, cin, h, cout, k),
-                same,
-                d.len()
-            );
+            for path in Path::available() {
+                let mut d = vec![f32::NAN; cout * b * o * o];
+                conv_on(path, &x, b, cin, h, &w, cout, k, &mut d);
+                let same = d
+                    .iter()
+                    .zip(&g)
+                    .filter(|(a, b)| a.to_bits() == b.to_bits())
+                    .count();
+                assert_eq!(
+                    same,
+                    d.len(),
+                    "{path:?}, shape {:?}: {} of {} equal",
+                    (b, cin, h, cout, k),
+                    same,
+                    d.len()
+                );
+            }
         }
     }
 
