@@ -34,11 +34,44 @@ pub fn conv(
     k: usize,
     dst: &mut [f32],
 ) {
-    let o = h - k + 1;
+    let s = Shape { b, cin, h, cout, k };
+    let o = s.o();
     assert_eq!(x.len(), b * cin * h * h, "input of b x cin x h x h");
-    assert_eq!(w.len(), cout * cin * k * k, "weights of cout x cin x k x k");
+    assert_eq!(w.len(), cout * s.taps(), "weights of cout x cin x k x k");
     assert_eq!(dst.len(), cout * b * o * o, "output of cout x b x o x o");
-    conv_on(Path::best(), x, b, cin, h, w, cout, k, dst);
+    conv_on(Path::best(), s, x, w, dst);
+}
+
+/// The shape of a [`conv`]: `b` images of `cin` channels, side `h`, to `cout` channels by
+/// k x k kernels.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    pub(crate) b: usize,
+    pub(crate) cin: usize,
+    pub(crate) h: usize,
+    pub(crate) cout: usize,
+    pub(crate) k: usize,
+}
+
+impl Shape {
+    /// Output side.
+    fn o(&self) -> usize {
+        self.h - self.k + 1
+    }
+
+    /// Weights per output channel, `cin * k * k`.
+    fn taps(&self) -> usize {
+        self.cin * self.k * self.k
+    }
+
+    /// Panics unless the slices of a pass over channels `co0..co0 + c` fit this shape, so the
+    /// unchecked reads and writes of the vector paths stay inside them.
+    #[cfg(target_arch = "x86_64")]
+    fn check(&self, x: &[f32], wt: &[f32], dst: &[f32], co0: usize, c: usize) {
+        let (o, h) = (self.o(), self.h);
+        assert!(co0 + c <= self.cout && wt.len() == self.taps() * self.cout);
+        assert!(x.len() == self.b * self.cin * h * h && dst.len() == self.cout * self.b * o * o);
+    }
 }
 
 /// Which code computes [`conv`]: every path gives the same bits (a test runs each the CPU
@@ -56,18 +89,8 @@ pub enum Path {
 impl Path {
     /// The fastest path this CPU runs.
     pub fn best() -> Path {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Path::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Path::Avx2;
-            }
-        }
-        Path::Portable
+        static BEST: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| Path::available()[0])
     }
 
     /// The paths this CPU runs, fastest first.
@@ -90,18 +113,7 @@ impl Path {
 }
 
 /// [`conv`] by the given path, which the CPU must have (one of [`Path::available`]).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv_on(
-    path: Path,
-    x: &[f32],
-    b: usize,
-    cin: usize,
-    h: usize,
-    w: &[f32],
-    cout: usize,
-    k: usize,
-    dst: &mut [f32],
-) {
+pub(crate) fn conv_on(path: Path, s: Shape, x: &[f32], w: &[f32], dst: &mut [f32]) {
     assert!(
         Path::available().contains(&path),
         "{path:?} is not available on this CPU"
@@ -109,11 +121,11 @@ pub(crate) fn conv_on(
     match path {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU has the features (asserted above).
-        Path::Avx512 => unsafe { conv_avx512(x, b, cin, h, w, cout, k, dst) },
+        Path::Avx512 => unsafe { conv_avx512(s, x, w, dst) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU has the features (asserted above).
-        Path::Avx2 => unsafe { conv_fma(x, b, cin, h, w, cout, k, dst) },
-        _ => conv_body(x, b, cin, h, w, cout, k, dst),
+        Path::Avx2 => unsafe { conv_fma(s, x, w, dst) },
+        _ => conv_body(s, x, w, dst),
     }
 }
 
@@ -134,19 +146,9 @@ type Plan<'a> = (&'a [(usize, u16, usize, usize)], &'a [(u16, usize)]);
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn conv_avx512(
-    x: &[f32],
-    b: usize,
-    cin: usize,
-    h: usize,
-    w: &[f32],
-    cout: usize,
-    k: usize,
-    dst: &mut [f32],
-) {
-    let o = h - k + 1;
-    let wt = tap_major(w, cout, cin * k * k);
+unsafe fn conv_avx512(s: Shape, x: &[f32], w: &[f32], dst: &mut [f32]) {
+    let (o, h) = (s.o(), s.h);
+    let wt = tap_major(w, s.cout, s.taps());
     // Blocks of 16 plane positions p..p + 16 (the last one shorter): the store mask and the
     // row pieces, each a mask of its lanes and the input offset of lane 0 (row y, column x
     // at lane l: y * h + x - l, never negative as h >= o).
@@ -168,14 +170,14 @@ unsafe fn conv_avx512(
     }
     let plan = (&blocks[..], &pieces[..]);
     let mut co = 0;
-    while co < cout {
+    while co < s.cout {
         // SAFETY: the CPU features are the caller's; the shapes were asserted by `conv`.
         co += unsafe {
-            match cout - co {
-                n if n % 10 == 0 => wide::<10>(x, b, cin, h, &wt, cout, co, k, plan, dst),
-                n if n >= 8 => wide::<8>(x, b, cin, h, &wt, cout, co, k, plan, dst),
-                n if n >= 4 => wide::<4>(x, b, cin, h, &wt, cout, co, k, plan, dst),
-                _ => wide::<1>(x, b, cin, h, &wt, cout, co, k, plan, dst),
+            match s.cout - co {
+                n if n % 10 == 0 => wide::<10>(s, x, &wt, co, plan, dst),
+                n if n >= 8 => wide::<8>(s, x, &wt, co, plan, dst),
+                n if n >= 4 => wide::<4>(s, x, &wt, co, plan, dst),
+                _ => wide::<1>(s, x, &wt, co, plan, dst),
             }
         };
     }
@@ -187,24 +189,19 @@ unsafe fn conv_avx512(
 /// The CPU must support AVX-512F, and the slices must have the shapes `conv` asserts.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn wide<const C: usize>(
+    s: Shape,
     x: &[f32],
-    b: usize,
-    cin: usize,
-    h: usize,
     wt: &[f32],
-    cout: usize,
     co0: usize,
-    k: usize,
     (blocks, pieces): Plan<'_>,
     dst: &mut [f32],
 ) -> usize {
     use std::arch::x86_64::*;
-    let o = h - k + 1;
+    s.check(x, wt, dst, co0, C);
+    let Shape { b, cin, h, cout, k } = s;
+    let o = s.o();
     let plane = b * o * o;
-    assert!(co0 + C <= cout && wt.len() == cin * k * k * cout);
-    assert!(x.len() == b * cin * h * h && dst.len() == cout * plane);
     let (xp, wp, dp) = (x.as_ptr(), wt.as_ptr(), dst.as_mut_ptr());
     for img in 0..b {
         for &(p, store, first, end) in blocks {
@@ -248,27 +245,17 @@ unsafe fn wide<const C: usize>(
 /// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn conv_fma(
-    x: &[f32],
-    b: usize,
-    cin: usize,
-    h: usize,
-    w: &[f32],
-    cout: usize,
-    k: usize,
-    dst: &mut [f32],
-) {
-    let wt = tap_major(w, cout, cin * k * k);
+unsafe fn conv_fma(s: Shape, x: &[f32], w: &[f32], dst: &mut [f32]) {
+    let wt = tap_major(w, s.cout, s.taps());
     let mut co = 0;
-    while co < cout {
+    while co < s.cout {
         // SAFETY: the CPU features are the caller's; the shapes were asserted by `conv`.
         co += unsafe {
-            match cout - co {
-                n if n % 10 == 0 => fma_channels::<10>(x, b, cin, h, &wt, cout, co, k, dst),
-                n if n >= 8 => fma_channels::<8>(x, b, cin, h, &wt, cout, co, k, dst),
-                n if n >= 4 => fma_channels::<4>(x, b, cin, h, &wt, cout, co, k, dst),
-                _ => fma_channels::<1>(x, b, cin, h, &wt, cout, co, k, dst),
+            match s.cout - co {
+                n if n % 10 == 0 => fma_channels::<10>(s, x, &wt, co, dst),
+                n if n >= 8 => fma_channels::<8>(s, x, &wt, co, dst),
+                n if n >= 4 => fma_channels::<4>(s, x, &wt, co, dst),
+                _ => fma_channels::<1>(s, x, &wt, co, dst),
             }
         };
     }
@@ -291,23 +278,18 @@ fn tap_major(w: &[f32], cout: usize, taps: usize) -> Vec<f32> {
 /// The CPU must support AVX2 and FMA, and the slices must have the shapes `conv` asserts.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn fma_channels<const C: usize>(
+    s: Shape,
     x: &[f32],
-    b: usize,
-    cin: usize,
-    h: usize,
     wt: &[f32],
-    cout: usize,
     co0: usize,
-    k: usize,
     dst: &mut [f32],
 ) -> usize {
     use std::arch::x86_64::*;
-    let o = h - k + 1;
+    s.check(x, wt, dst, co0, C);
+    let Shape { b, cin, h, cout, k } = s;
+    let o = s.o();
     let plane = b * o * o;
-    assert!(co0 + C <= cout && wt.len() == cin * k * k * cout);
-    assert!(x.len() == b * cin * h * h && dst.len() == cout * plane);
     let (xp, wp, dp) = (x.as_ptr(), wt.as_ptr(), dst.as_mut_ptr());
     for img in 0..b {
         for y in 0..o {
@@ -365,20 +347,11 @@ unsafe fn fma_channels<const C: usize>(
 
 /// The same convolution in portable code (`mul_add` is exact wherever it runs), for CPUs
 /// without AVX2 + FMA.
-#[allow(clippy::too_many_arguments)]
-fn conv_body(
-    x: &[f32],
-    b: usize,
-    cin: usize,
-    h: usize,
-    w: &[f32],
-    cout: usize,
-    k: usize,
-    dst: &mut [f32],
-) {
-    let o = h - k + 1;
+fn conv_body(s: Shape, x: &[f32], w: &[f32], dst: &mut [f32]) {
+    let Shape { b, cin, h, cout, k } = s;
+    let o = s.o();
     let plane = b * o * o;
-    let taps = cin * k * k;
+    let taps = s.taps();
     for img in 0..b {
         let src = &x[img * cin * h * h..][..cin * h * h];
         for co in 0..cout {
@@ -453,7 +426,7 @@ mod tests {
             let g = by_gemm(&x, b, cin, h, &w, cout, k);
             for path in Path::available() {
                 let mut d = vec![f32::NAN; cout * b * o * o];
-                conv_on(path, &x, b, cin, h, &w, cout, k, &mut d);
+                conv_on(path, Shape { b, cin, h, cout, k }, &x, &w, &mut d);
                 let same = d
                     .iter()
                     .zip(&g)
