@@ -212,6 +212,9 @@ pub struct CellBench {
     pub workload: &'static str,
     /// Worker threads inside the cell.
     pub threads: usize,
+    /// Copies of the cell run at once (as `fl sweep --jobs`); the times are the wall time of
+    /// all of them and the split the first one's.
+    pub jobs: usize,
     /// Timed runs.
     pub runs: usize,
     /// Median wall time of a cell, seconds.
@@ -332,7 +335,7 @@ pub fn long(config: &Path, sets: &[String], rounds: usize, every: usize) -> Resu
 
 /// Runs the default cell `runs` times on `threads` worker threads (the fidelity oracle is
 /// trained first if it is not cached, outside the timing).
-pub fn cell(data_dir: &Path, threads: usize, runs: usize) -> Result<CellBench> {
+pub fn cell(data_dir: &Path, threads: usize, runs: usize, jobs: usize) -> Result<CellBench> {
     use crate::attack::{conclude, fidelity_oracle, resolve_attack};
     use crate::config::server_rule;
     use fl_poison::AttackRun;
@@ -354,11 +357,29 @@ pub fn cell(data_dir: &Path, threads: usize, runs: usize) -> Result<CellBench> {
     let oracle = fidelity_oracle(&effective, &attack, &spec)?;
     let mut splits: Vec<[f64; 8]> = Vec::new();
     let mut value = None;
+    let jobs = jobs.max(1);
     for r in 0..runs {
         let started = std::time::Instant::now();
-        let mut run = AttackRun::build_with(&fed, &attack, server_rule(&fed, &defense)?)?
-            .with_attacker_rule(server_rule(&fed, &defense)?);
-        let rows = run.run(&mut |_| {})?;
+        // `jobs` copies of the cell at once, each on its own thread, as `fl sweep --jobs`
+        // runs cells: the split is the first copy's, the peak memory the process's.
+        let mut done = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..jobs)
+                .map(|_| {
+                    scope.spawn(|| -> Result<_> {
+                        let mut run =
+                            AttackRun::build_with(&fed, &attack, server_rule(&fed, &defense)?)?
+                                .with_attacker_rule(server_rule(&fed, &defense)?);
+                        let rows = run.run(&mut |_| {})?;
+                        Ok((run, rows))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a cell's thread panicked"))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        let (run, rows) = done.swap_remove(0);
         let (summary, _) = conclude(&run, &effective, &rows, oracle.as_ref());
         let total = started.elapsed().as_secs_f64();
         let sum = |f: fn(&fl_core::federation::RoundTime) -> f64| -> f64 {
@@ -380,10 +401,15 @@ pub fn cell(data_dir: &Path, threads: usize, runs: usize) -> Result<CellBench> {
         let benign = train - generator - sampling - adversary;
         let rest = total - train - eval - aggregate;
         eprintln!(
-            "run {}: {total:.1} s (benign training {benign:.1}, generator {generator:.1}, \
+            "run {}: {total:.1} s{} (benign training {benign:.1}, generator {generator:.1}, \
              sampling {sampling:.1}, adversary training {adversary:.1}, evaluation {eval:.1}, \
              rest {rest:.1})",
-            r + 1
+            r + 1,
+            if jobs > 1 {
+                format!(" for {jobs} cells at once")
+            } else {
+                String::new()
+            },
         );
         splits.push([
             total, benign, generator, sampling, adversary, eval, aggregate, rest,
@@ -396,6 +422,7 @@ pub fn cell(data_dir: &Path, threads: usize, runs: usize) -> Result<CellBench> {
                    gan attack 1 -> 9 from round 3 (25 generator steps of 64, 300 fake + 300 \
                    poison, boost 10), fidelity of 500 images",
         threads,
+        jobs,
         runs,
         cell_s_median: med(0),
         cell_s: splits.iter().map(|s| round6(s[0])).collect(),
@@ -417,7 +444,7 @@ mod tests {
 
     #[test]
     fn the_cell_bench_says_it_needs_the_full_data() {
-        let e = super::cell(std::path::Path::new("no-such-folder"), 1, 1).unwrap_err();
+        let e = super::cell(std::path::Path::new("no-such-folder"), 1, 1, 1).unwrap_err();
         assert!(e.to_string().contains("needs the full MNIST"), "{e}");
     }
 

@@ -32,6 +32,10 @@ pub enum BenchCommand {
         /// Timed runs (median reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Copies of the cell at once in this process, as `fl sweep --jobs` runs cells: the
+        /// peak memory is then that of such a sweep.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// A long membership run (default: FedPoisonMIA in its authors' protocol, 800 rounds):
     /// time, resident and peak memory every block of rounds, so growth with the rounds shows.
@@ -99,11 +103,12 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
             data_dir,
             threads,
             runs,
+            jobs,
         } => {
-            if runs == 0 || threads == 0 {
-                anyhow::bail!("--runs and --threads must be at least 1");
+            if runs == 0 || threads == 0 || jobs == 0 {
+                anyhow::bail!("--runs, --threads and --jobs must be at least 1");
             }
-            let report = fl_cli::bench::cell(&data_dir, threads, runs)?;
+            let report = fl_cli::bench::cell(&data_dir, threads, runs, jobs)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
