@@ -333,8 +333,8 @@ pub fn long(config: &Path, sets: &[String], rounds: usize, every: usize) -> Resu
     })
 }
 
-/// Runs the default cell `runs` times on `threads` worker threads (the fidelity oracle is
-/// trained first if it is not cached, outside the timing).
+/// Runs the default cell `runs` times on `threads` worker threads, `jobs` copies at once (the
+/// fidelity oracle is trained first if it is not cached, outside the timing).
 pub fn cell(data_dir: &Path, threads: usize, runs: usize, jobs: usize) -> Result<CellBench> {
     use crate::attack::{conclude, fidelity_oracle, resolve_attack};
     use crate::config::server_rule;
