@@ -158,6 +158,12 @@ fn cases() -> Vec<Case> {
             composed(name, ours, byzfl, params, json!([]))
         };
         case("median", aggregate(&mut Median {}, &v), "Median", json!({}));
+        case(
+            "mean",
+            aggregate(&mut fl_core::Mean, &v),
+            "Average",
+            json!({}),
+        );
         for f in [1usize, 2] {
             let beta = (f as f64 + 0.5) / n as f64;
             case(

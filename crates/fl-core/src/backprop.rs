@@ -9,7 +9,7 @@
 //! so the same inputs give the same bits. Tests hold the result to burn's autodiff.
 
 use crate::direct;
-use crate::inference::{im2col_into, linear, linear_relu, scratch, take};
+use crate::inference::{im2col_into, linear, linear_relu, product, scratch, take};
 use crate::matmul::matmul;
 use crate::model::{CONV1, CONV2, Dims, HIDDEN, KERNEL, Kernels};
 use crate::train::{OptimizerKind, TrainConfig};
@@ -229,6 +229,51 @@ fn mlp_backward<const HID: usize>(
         dst.copy_from_slice(&dx);
     }
     (loss, z3)
+}
+
+/// The training step of `mlp-bn` (see [`gradient`]): two hidden layers of `HID` units, each a
+/// linear map without bias, batch normalisation by the batch's own statistics and ReLU.
+pub(crate) fn mlp_bn_gradient<const HID: usize>(
+    d: &Dims,
+    mut p: &[f32],
+    images: &[f32],
+    labels: &[u8],
+    g: &mut [f32],
+) -> f32 {
+    use crate::norm::{backward_relu, forward_relu};
+    let (hid, outputs) = (HID, d.outputs);
+    let b = labels.len();
+    let inp = d.image.pixels();
+    let w1 = take(&mut p, inp * hid);
+    let (gamma1, beta1) = (take(&mut p, hid), take(&mut p, hid));
+    let w2 = take(&mut p, hid * hid);
+    let (gamma2, beta2) = (take(&mut p, hid), take(&mut p, hid));
+    let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));
+    let mut out = Out {
+        params: Some(g),
+        input: None,
+    };
+    let (g1, _) = out.layer(inp * hid, 0).expect("training writes gradients");
+    let (gn1, gb1) = out.layer(hid, hid).expect("training writes gradients");
+    let (g2, _) = out.layer(hid * hid, 0).expect("training writes gradients");
+    let (gn2, gb2) = out.layer(hid, hid).expect("training writes gradients");
+    let g3 = out.layer(hid * outputs, outputs);
+
+    let mut a1 = product(images, b, inp, w1, hid);
+    let s1 = forward_relu(&mut a1, hid, gamma1, beta1);
+    let mut a2 = product(&a1, b, hid, w2, hid);
+    let s2 = forward_relu(&mut a2, hid, gamma2, beta2);
+    let z3 = linear(&a2, b, hid, w3, b3, outputs);
+    let (loss, dz3) = softmax_cross_entropy(&z3, labels, outputs);
+
+    let mut d2 = dense_backward(&a2, b, hid, outputs, &dz3, w3, g3, true);
+    backward_relu(&a2, &mut d2, hid, &s2, gamma2, Some((gn2, gb2)));
+    matmul(hid, hid, b, &a1, 1, hid, &d2, hid, 1, g2);
+    let mut d1 = vec![0.0f32; b * hid];
+    matmul(b, hid, hid, &d2, hid, 1, w2, 1, hid, &mut d1);
+    backward_relu(&a1, &mut d1, hid, &s1, gamma1, Some((gn1, gb1)));
+    matmul(inp, hid, b, images, 1, inp, &d1, hid, 1, g1);
+    loss
 }
 
 /// Mean cross-entropy of `logits [b][n]` against `labels` and its gradient

@@ -60,12 +60,36 @@ pub fn logits(spec: &ModelSpec, params: &[f32], data: &LocalData) -> Vec<f32> {
     let model = spec.inference_model(params);
     let mut out = Vec::with_capacity(data.len() * spec.outputs);
     let px = data.pixels();
-    for start in (0..data.len()).step_by(EVAL_BATCH) {
-        let end = (start + EVAL_BATCH).min(data.len());
+    // A model normalising by batch statistics sees the kernels' blocks.
+    let batch = if spec.kind.architecture().batch_statistics {
+        crate::inference::BLOCK
+    } else {
+        EVAL_BATCH
+    };
+    for start in (0..data.len()).step_by(batch) {
+        let end = (start + batch).min(data.len());
         let x = spec.images(data.images[start * px..end * px].to_vec(), &spec.device);
         out.extend(model.forward(x).into_data().iter::<f32>());
     }
     out
+}
+
+/// Logits of every image of `data` computed as one batch: for an architecture that
+/// normalises by batch statistics, every image is normalised with all the others (as the
+/// FedPoisonMIA authors judge their targets, all in one pass); for any other architecture
+/// the same as [`logits`].
+pub fn logits_one_batch(spec: &ModelSpec, params: &[f32], data: &LocalData) -> Vec<f32> {
+    if !spec.kind.architecture().batch_statistics {
+        return logits(spec, params, data);
+    }
+    if let Trainer::Kernels { kernels, .. } = spec.trainer() {
+        let mut out = vec![0.0f32; data.len() * spec.outputs];
+        (kernels.forward)(&spec.dims(), params, &data.images, &mut out);
+        return out;
+    }
+    let model = spec.inference_model(params);
+    let x = spec.images(data.images.clone(), &spec.device);
+    model.forward(x).into_data().iter::<f32>().collect()
 }
 
 /// Evaluates parameters on `data` whose labels are in `0..classes`.

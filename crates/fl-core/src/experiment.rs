@@ -7,16 +7,17 @@ use crate::error::{CoreError, Result};
 use crate::federation::Federation;
 use crate::participant::{BenignClient, Participant};
 use crate::train::ModelSpec;
-use crate::update::{Aggregator, FedAvg};
+use crate::update::{Aggregator, FedAvg, Mean};
 use fl_data::{Dataset, Split};
 
-/// The aggregation rules this crate knows by name: FedAvg only. The robust rules live in
+/// The aggregation rules this crate knows by name: FedAvg and the plain mean. The robust rules live in
 /// fl-defense (`fl_defense::aggregator`); pass one to [`Experiment::with_aggregator`].
 pub fn aggregator(name: &str) -> Result<Box<dyn Aggregator>> {
     match name {
         "fedavg" => Ok(Box::new(FedAvg)),
+        "mean" => Ok(Box::new(Mean)),
         other => Err(CoreError::Config(format!(
-            "unknown aggregator `{other}` (fl-core knows fedavg; the robust rules are \
+            "unknown aggregator `{other}` (fl-core knows fedavg and mean; the robust rules are \
              fl_defense::aggregator's)"
         ))),
     }

@@ -11,8 +11,11 @@
 use crate::matmul::matmul;
 use crate::model::{CONV1, CONV2, Dims, HIDDEN, KERNEL, Kernels};
 
-/// Images per patch block (bounds the scratch memory: 25 x 64 x 576 floats for conv1).
-const BLOCK: usize = 64;
+/// Images per block of the forward pass (bounds the scratch memory: 25 x 64 x 576 floats for
+/// conv1). Blocks are consecutive runs of the images whatever the thread count, so a model
+/// that normalises by batch statistics (`mlp-bn`) sees the same batches of 64 in every run,
+/// the batch size of the FedPoisonMIA authors' evaluation.
+pub const BLOCK: usize = 64;
 
 /// Logits `[n][outputs]` of `images` (n images of `dims.image`, values in [-1, 1]) under flat
 /// `params`, by the architecture's `kernels`.
@@ -27,7 +30,8 @@ pub fn logits(
     let n = images.len() / px;
     let mut out = vec![0.0f32; n * outputs];
     let threads = threads.clamp(1, n.max(1));
-    let per = n.div_ceil(threads).max(1);
+    // Whole blocks per thread, so that the blocks do not depend on the thread count.
+    let per = n.div_ceil(threads).div_ceil(BLOCK).max(1) * BLOCK;
     std::thread::scope(|s| {
         for (img, dst) in images.chunks(per * px).zip(out.chunks_mut(per * outputs)) {
             s.spawn(move || {
@@ -80,6 +84,36 @@ pub(crate) fn mlp_block<const HID: usize>(
     let h = linear_relu(images, b, px, w1, b1, hid);
     let h = linear_relu(&h, b, hid, w2, b2, hid);
     dst.copy_from_slice(&linear(&h, b, hid, w3, b3, outputs));
+}
+
+/// The forward pass of `mlp-bn` (two hidden layers of `HID` units, each a linear map without
+/// bias, batch normalisation by this block's statistics and ReLU) over a block of images: the
+/// block is the batch whose statistics normalise it.
+pub(crate) fn mlp_bn_block<const HID: usize>(
+    d: &Dims,
+    mut p: &[f32],
+    images: &[f32],
+    dst: &mut [f32],
+) {
+    let (hid, outputs, px) = (HID, d.outputs, d.image.pixels());
+    let b = images.len() / px;
+    let w1 = take(&mut p, px * hid);
+    let (g1, be1) = (take(&mut p, hid), take(&mut p, hid));
+    let w2 = take(&mut p, hid * hid);
+    let (g2, be2) = (take(&mut p, hid), take(&mut p, hid));
+    let (w3, b3) = (take(&mut p, hid * outputs), take(&mut p, outputs));
+    let mut h = product(images, b, px, w1, hid);
+    crate::norm::forward_relu(&mut h, hid, g1, be1);
+    let mut h = product(&h, b, hid, w2, hid);
+    crate::norm::forward_relu(&mut h, hid, g2, be2);
+    dst.copy_from_slice(&linear(&h, b, hid, w3, b3, outputs));
+}
+
+/// `x [b, inp] * w [inp, out]`: a linear layer without bias.
+pub(crate) fn product(x: &[f32], b: usize, inp: usize, w: &[f32], out: usize) -> Vec<f32> {
+    let mut y = vec![0.0f32; b * out];
+    matmul(b, out, inp, x, inp, 1, w, out, 1, &mut y);
+    y
 }
 
 /// `x [b, inp] * w [inp, out] + bias` (burn stores linear weights as `[in, out]`).

@@ -6,7 +6,7 @@
 //! "fake" class of the GAN reconstruction attack, which benign training never uses. The image
 //! shape and the number of classes come from the dataset at run time ([`Dims`]).
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -155,10 +155,19 @@ pub struct Architecture {
     pub build: fn(&Dims, &Device) -> Box<dyn Net>,
     /// The CPU kernels, if any.
     pub kernels: Option<Kernels>,
+    /// Seeded initial parameters from the parameters' shapes in flat order:
+    /// [`crate::params::seeded_init`] (PyTorch's default rule) for most.
+    pub init: fn(&[Vec<usize>], u64) -> Vec<f32>,
+    /// Whether it normalises by the statistics of the batch at hand, in evaluation too
+    /// ([`BatchStatNorm`]): its logits for an image then depend on the batch, so evaluation
+    /// runs fixed blocks ([`crate::inference::BLOCK`]) and a membership judgement runs its
+    /// targets as one batch.
+    pub batch_statistics: bool,
 }
 
 /// Every architecture a config can name: add a line here for a new one.
-pub const ARCHITECTURES: &[&Architecture] = &[&CNN, &MLP, &MLP_WIDE, &FEDAVG_CNN, &RESNET20];
+pub const ARCHITECTURES: &[&Architecture] =
+    &[&CNN, &MLP, &MLP_WIDE, &MLP_BN, &FEDAVG_CNN, &RESNET20];
 
 const CNN: Architecture = Architecture {
     name: "cnn",
@@ -171,6 +180,8 @@ const CNN: Architecture = Architecture {
         gradient: crate::backprop::cnn_gradient,
         input_gradient: Some(crate::backprop::cnn_input_gradient),
     }),
+    init: crate::params::seeded_init,
+    batch_statistics: false,
 };
 
 /// An MLP with two hidden layers of `H` units, on the CPU kernels.
@@ -185,6 +196,8 @@ const fn mlp<const H: usize>(name: &'static str, about: &'static str) -> Archite
             gradient: crate::backprop::mlp_gradient::<H>,
             input_gradient: Some(crate::backprop::mlp_input_gradient::<H>),
         }),
+        init: crate::params::seeded_init,
+        batch_statistics: false,
     }
 }
 
@@ -199,6 +212,42 @@ const MLP_WIDE: Architecture = mlp::<MLP_WIDE_HIDDEN>(
      as the FedPoisonMIA authors' ResNet20 does",
 );
 
+const MLP_BN: Architecture = Architecture {
+    name: "mlp-bn",
+    about: "784 -> 200 -> 200 -> K+1, each hidden layer a linear map without bias, batch \
+            normalisation by the batch's own statistics and ReLU (200k parameters): the \
+            FedPoisonMIA authors' models normalise so, never leaving PyTorch's training mode, \
+            which lets them memorise their clients' data under stale Adam rounds",
+    build: |d, device| Box::new(MlpBn::new(d, MLP_BN_HIDDEN, device)),
+    kernels: Some(Kernels {
+        supports: |_| true,
+        forward: crate::inference::mlp_bn_block::<MLP_BN_HIDDEN>,
+        gradient: crate::backprop::mlp_bn_gradient::<MLP_BN_HIDDEN>,
+        input_gradient: None,
+    }),
+    init: mlp_bn_init,
+    batch_statistics: true,
+};
+
+/// `mlp-bn`'s initial parameters: [`crate::params::seeded_init`], then each normalisation's
+/// scale 1 and shift 0 (PyTorch's BatchNorm initialisation). In flat order the parameters are
+/// fc1's weight, the first normalisation's scale and shift, fc2's weight, the second's scale
+/// and shift, fc3's weight and bias.
+fn mlp_bn_init(shapes: &[Vec<usize>], seed: u64) -> Vec<f32> {
+    let mut p = crate::params::seeded_init(shapes, seed);
+    let mut at = 0;
+    for (i, shape) in shapes.iter().enumerate() {
+        let n: usize = shape.iter().product();
+        match i {
+            1 | 4 => p[at..at + n].fill(1.0),
+            2 | 5 => p[at..at + n].fill(0.0),
+            _ => {}
+        }
+        at += n;
+    }
+    p
+}
+
 const FEDAVG_CNN: Architecture = Architecture {
     name: "fedavg-cnn",
     about: "the CNN of the FedAvg paper (McMahan et al. 2017): Conv 32 k5 same, MaxPool 2, \
@@ -206,15 +255,19 @@ const FEDAVG_CNN: Architecture = Architecture {
             parameters on 28x28); no CPU kernels: trains through burn",
     build: |d, device| Box::new(FedAvgCnn::new(d, device)),
     kernels: None,
+    init: crate::params::seeded_init,
+    batch_statistics: false,
 };
 
 const RESNET20: Architecture = Architecture {
     name: "resnet20",
     about: "the FedPoisonMIA authors' ResNet20 (3 stages of 3 basic blocks, 16/32/64 channels, \
-            global average pooling; 0.27M parameters) in their bn = false form; no CPU \
-            kernels: trains through burn",
+            each convolution followed by batch normalisation by the batch's own statistics, \
+            global average pooling; 0.27M parameters); no CPU kernels: trains through burn",
     build: |d, device| Box::new(ResNet20::new(d, device)),
     kernels: None,
+    init: resnet_init,
+    batch_statistics: true,
 };
 
 /// Which architecture: a handle on one [`Architecture`], written in configs by its name.
@@ -228,6 +281,8 @@ impl ModelKind {
     pub const MLP: ModelKind = ModelKind(&MLP);
     /// `mlp-wide`.
     pub const MLP_WIDE: ModelKind = ModelKind(&MLP_WIDE);
+    /// `mlp-bn`.
+    pub const MLP_BN: ModelKind = ModelKind(&MLP_BN);
     /// `fedavg-cnn`.
     pub const FEDAVG_CNN: ModelKind = ModelKind(&FEDAVG_CNN);
     /// `resnet20`.
@@ -374,6 +429,94 @@ impl Network for Mlp {
     }
 }
 
+/// `mlp-bn`: width of both hidden layers.
+pub const MLP_BN_HIDDEN: usize = 200;
+
+/// Batch normalisation that always normalises by the statistics of the batch at hand (each
+/// feature's mean and biased variance over the batch, or over the batch and the plane for
+/// images), in training and in evaluation alike, as PyTorch's BatchNorm does in training
+/// mode; it keeps no running statistics, so the whole layer travels in the flat vectors the
+/// protocol averages. Epsilon is [`crate::norm::EPSILON`].
+#[derive(Module, Debug)]
+pub struct BatchStatNorm {
+    gamma: Param<Tensor<1>>,
+    beta: Param<Tensor<1>>,
+}
+
+impl BatchStatNorm {
+    /// Scale 1 and shift 0 for `features` features (channels).
+    pub fn new(features: usize, device: &Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([features], device)),
+            beta: Param::from_tensor(Tensor::zeros([features], device)),
+        }
+    }
+
+    /// Normalises `[batch, features]` per feature.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let [_, f] = x.dims();
+        let mean = x.clone().mean_dim(0);
+        let centered = x - mean;
+        let var = centered.clone().powi_scalar(2).mean_dim(0);
+        let xhat = centered / var.add_scalar(crate::norm::EPSILON as f64).sqrt();
+        xhat * self.gamma.val().reshape([1, f]) + self.beta.val().reshape([1, f])
+    }
+
+    /// Normalises `[batch, channels, height, width]` per channel.
+    pub fn forward_planes(&self, x: Tensor<4>) -> Tensor<4> {
+        let [_, c, _, _] = x.dims();
+        let mean = x.clone().mean_dim(0).mean_dim(2).mean_dim(3);
+        let centered = x - mean;
+        let var = centered
+            .clone()
+            .powi_scalar(2)
+            .mean_dim(0)
+            .mean_dim(2)
+            .mean_dim(3);
+        let xhat = centered / var.add_scalar(crate::norm::EPSILON as f64).sqrt();
+        xhat * self.gamma.val().reshape([1, c, 1, 1]) + self.beta.val().reshape([1, c, 1, 1])
+    }
+}
+
+/// `mlp-bn`: pixels -> hidden -> hidden -> outputs, each hidden layer a linear map without
+/// bias, a [`BatchStatNorm`] and ReLU.
+#[derive(Module, Debug)]
+pub struct MlpBn {
+    fc1: Linear,
+    bn1: BatchStatNorm,
+    fc2: Linear,
+    bn2: BatchStatNorm,
+    fc3: Linear,
+}
+
+impl MlpBn {
+    fn new(d: &Dims, hidden: usize, device: &Device) -> Self {
+        Self {
+            fc1: LinearConfig::new(d.image.pixels(), hidden)
+                .with_bias(false)
+                .init(device),
+            bn1: BatchStatNorm::new(hidden, device),
+            fc2: LinearConfig::new(hidden, hidden)
+                .with_bias(false)
+                .init(device),
+            bn2: BatchStatNorm::new(hidden, device),
+            fc3: LinearConfig::new(hidden, d.outputs).init(device),
+        }
+    }
+}
+
+impl Network for MlpBn {
+    fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let [b, c, h, w] = x.dims();
+        let x = relu(
+            self.bn1
+                .forward(self.fc1.forward(x.reshape([b, c * h * w]))),
+        );
+        let x = relu(self.bn2.forward(self.fc2.forward(x)));
+        self.fc3.forward(x)
+    }
+}
+
 /// The CNN of the FedAvg paper (McMahan et al. 2017, "CNN" for MNIST): two 5x5 convolutions
 /// with 32 and 64 channels, "same" padding, each followed by 2x2 max-pooling and ReLU, then
 /// a 512-unit hidden layer. It has no CPU kernels.
@@ -423,48 +566,64 @@ fn conv3(cin: usize, cout: usize, stride: usize, device: &Device) -> Conv2d {
         .init(device)
 }
 
-/// A basic residual block: conv3 -> ReLU -> conv3, plus the input (through a strided 1x1
-/// convolution where the shape changes), then ReLU.
+/// A strided 1x1 convolution and its normalisation: a residual block's shortcut where the
+/// shape changes.
+#[derive(Module, Debug)]
+pub struct Projection {
+    conv: Conv2d,
+    bn: BatchStatNorm,
+}
+
+/// A basic residual block: conv3 -> norm -> ReLU -> conv3 -> norm, plus the input (through a
+/// [`Projection`] where the shape changes), then ReLU; every norm a [`BatchStatNorm`].
 #[derive(Module, Debug)]
 pub struct BasicBlock {
     conv1: Conv2d,
+    bn1: BatchStatNorm,
     conv2: Conv2d,
-    shortcut: Option<Conv2d>,
+    bn2: BatchStatNorm,
+    shortcut: Option<Projection>,
 }
 
 impl BasicBlock {
     fn new(cin: usize, cout: usize, stride: usize, device: &Device) -> Self {
-        let shortcut = (stride != 1 || cin != cout).then(|| {
-            Conv2dConfig::new([cin, cout], [1, 1])
+        let shortcut = (stride != 1 || cin != cout).then(|| Projection {
+            conv: Conv2dConfig::new([cin, cout], [1, 1])
                 .with_stride([stride, stride])
                 .with_bias(false)
-                .init(device)
+                .init(device),
+            bn: BatchStatNorm::new(cout, device),
         });
         Self {
             conv1: conv3(cin, cout, stride, device),
+            bn1: BatchStatNorm::new(cout, device),
             conv2: conv3(cout, cout, 1, device),
+            bn2: BatchStatNorm::new(cout, device),
             shortcut,
         }
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = self.conv2.forward(relu(self.conv1.forward(x.clone())));
+        let out = relu(self.bn1.forward_planes(self.conv1.forward(x.clone())));
+        let out = self.bn2.forward_planes(self.conv2.forward(out));
         let skip = match &self.shortcut {
-            Some(c) => c.forward(x),
+            Some(p) => p.bn.forward_planes(p.conv.forward(x)),
             None => x,
         };
         relu(out + skip)
     }
 }
 
-/// ResNet20 as the FedPoisonMIA authors' `models.py` builds it (conv 16, three stages of three
-/// basic blocks with 16, 32 and 64 channels, strides 1, 2, 2, 1x1 projection shortcuts where
-/// the shape changes, average pooling to 1x1, a linear layer), with their `bn = False`:
-/// BatchNorm's running statistics are not parameters, so the flat vectors the protocol
-/// averages could not carry them.
+/// ResNet20 as the FedPoisonMIA authors' `models.py` builds it (conv 16 and its norm, three
+/// stages of three basic blocks with 16, 32 and 64 channels, strides 1, 2, 2, 1x1 projection
+/// shortcuts where the shape changes, average pooling to 1x1, a linear layer), with their
+/// default `bn = True`. Their code never leaves PyTorch's training mode, so its BatchNorm
+/// layers always normalise by the batch's statistics: here [`BatchStatNorm`], which keeps no
+/// running statistics and so travels whole in the averaged vectors.
 #[derive(Module, Debug)]
 pub struct ResNet20 {
     conv1: Conv2d,
+    bn1: BatchStatNorm,
     blocks: Vec<BasicBlock>,
     pool: AdaptiveAvgPool2d,
     fc: Linear,
@@ -487,6 +646,7 @@ impl ResNet20 {
         }
         Self {
             conv1: conv3(d.image.channels, 16, 1, device),
+            bn1: BatchStatNorm::new(16, device),
             blocks,
             pool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
             fc: LinearConfig::new(64, d.outputs).init(device),
@@ -496,13 +656,40 @@ impl ResNet20 {
 
 impl Network for ResNet20 {
     fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.conv1.forward(x));
+        let mut x = relu(self.bn1.forward_planes(self.conv1.forward(x)));
         for b in &self.blocks {
             x = b.forward(x);
         }
         let [n, c, _, _] = x.dims();
         self.fc.forward(self.pool.forward(x).reshape([n, c]))
     }
+}
+
+/// `resnet20`'s initial parameters: [`crate::params::seeded_init`], then each normalisation's
+/// scale 1 and shift 0. Its convolutions have no bias, so the two 1-D parameters after each
+/// 4-D weight are a normalisation's scale and shift; the last 1-D one is the linear layer's
+/// bias.
+fn resnet_init(shapes: &[Vec<usize>], seed: u64) -> Vec<f32> {
+    let mut p = crate::params::seeded_init(shapes, seed);
+    let mut at = 0;
+    let mut since_conv = None;
+    for shape in shapes {
+        let n: usize = shape.iter().product();
+        since_conv = match (shape.len(), since_conv) {
+            (4, _) => Some(0),
+            (1, Some(0)) => {
+                p[at..at + n].fill(1.0);
+                Some(1)
+            }
+            (1, Some(1)) => {
+                p[at..at + n].fill(0.0);
+                None
+            }
+            _ => None,
+        };
+        at += n;
+    }
+    p
 }
 
 /// The classifier shared by all participants: any architecture's module, on some device.

@@ -38,6 +38,15 @@ pub struct TrainConfig {
     /// (the default) starts every round afresh. Needs the CPU kernels (the flex device).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub keep_optimizer_state: bool,
+    /// Shuffle a client's samples before each epoch (the default); `false` keeps them in the
+    /// order the partition gave (itself seeded and random), so every epoch steps through the
+    /// same batches in the same order, as the FedPoisonMIA authors' clients do.
+    #[serde(skip_serializing_if = "is_true")]
+    pub shuffle: bool,
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 impl Default for TrainConfig {
@@ -51,6 +60,7 @@ impl Default for TrainConfig {
             optimizer: OptimizerKind::Sgd,
             adam: AdamParams::default(),
             keep_optimizer_state: false,
+            shuffle: true,
         }
     }
 }
@@ -285,7 +295,7 @@ impl ModelSpec {
 
     /// Seeded initial parameters.
     pub fn initial_params(&self, seed: u64) -> Vec<f32> {
-        crate::params::seeded_init(
+        (self.kind.architecture().init)(
             &Classifier::new(self.kind, &self.dims(), &self.device).shapes(),
             seed,
         )
@@ -389,7 +399,7 @@ pub fn train_local_with(
 }
 
 /// Runs `step` on every mini-batch (sample indices) of `cfg.epochs` epochs, each shuffled by
-/// `rng`; `step` returns the batch's loss.
+/// `rng` when `cfg.shuffle` (else in the data's order); `step` returns the batch's loss.
 fn for_each_batch(
     data: &LocalData,
     cfg: &TrainConfig,
@@ -400,7 +410,9 @@ fn for_each_batch(
     let mut loss_sum = 0.0f64;
     let mut steps = 0usize;
     for _ in 0..cfg.epochs {
-        order.shuffle(rng);
+        if cfg.shuffle {
+            order.shuffle(rng);
+        }
         for chunk in order.chunks(cfg.batch_size) {
             loss_sum += step(chunk) as f64;
             steps += 1;

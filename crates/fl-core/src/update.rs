@@ -163,6 +163,33 @@ impl Aggregator for FedAvg {
     }
 }
 
+/// The plain mean of the updates, every client weighing the same whatever its number of
+/// samples: the FedPoisonMIA authors' rule without defense (`naive_average`), and the
+/// averaging of ByzFL (`Average`) and most robust-aggregation papers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mean;
+
+impl Aggregator for Mean {
+    fn state(&self) -> Option<Vec<u8>> {
+        Some(Vec::new())
+    }
+
+    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
+        let len = check_updates(updates)?;
+        let mut acc = vec![0.0f64; len];
+        for u in updates {
+            acc.iter_mut()
+                .zip(&u.delta)
+                .for_each(|(a, &d)| *a += d as f64);
+        }
+        let n = updates.len() as f64;
+        Ok(Aggregate::new(
+            acc.into_iter().map(|x| (x / n) as f32).collect(),
+            updates.iter().map(|u| u.client).collect(),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,6 +211,25 @@ mod tests {
             num_samples: n,
             train_loss: 0.0,
         }
+    }
+
+    #[test]
+    fn the_plain_mean_ignores_sample_counts() {
+        let round = ServerRound {
+            round: 1,
+            seed: 0,
+            global: &[],
+            server: None,
+        };
+        let a = Mean
+            .aggregate(
+                &round,
+                &[up(0, vec![1.0, 0.0], 1), up(1, vec![4.0, 8.0], 3)],
+            )
+            .unwrap();
+        assert_eq!(a.delta, vec![2.5, 4.0]);
+        assert_eq!(a.kept, vec![0, 1]);
+        assert!(Mean.aggregate(&round, &[]).is_err());
     }
 
     #[test]

@@ -44,6 +44,8 @@ static TINY: Architecture = Architecture {
     about: "pixels -> 16 -> K+1, defined in a test",
     build: build_tiny,
     kernels: None,
+    init: fl_core::params::seeded_init,
+    batch_statistics: false,
 };
 
 /// A colour shape none of the bundled datasets has.
@@ -268,14 +270,23 @@ fn resnet20_has_the_authors_size_and_learns_through_burn() {
     let stage1 = 3 * 2 * 16 * 16 * 9;
     let stage2 = 16 * 32 * 9 + 32 * 32 * 9 + 16 * 32 + 2 * 2 * 32 * 32 * 9;
     let stage3 = 32 * 64 * 9 + 64 * 64 * 9 + 32 * 64 + 2 * 2 * 64 * 64 * 9;
+    // Every convolution but the shortcuts' is followed by a normalisation (scale and shift
+    // per channel), and so is each of the two shortcuts: 2 x (16 + 6 x 16 + 6 x 32 + 32 +
+    // 6 x 64 + 64).
+    let norms = 2 * (16 + 6 * 16 + 6 * 32 + 32 + 6 * 64 + 64);
+    assert_eq!(norms, 1_568);
     assert_eq!(
         spec.num_params(),
-        144 + stage1 + stage2 + stage3 + 64 * 11 + 11
+        144 + stage1 + stage2 + stage3 + 64 * 11 + 11 + norms
     );
-    assert_eq!(spec.num_params(), 270_683);
+    assert_eq!(spec.num_params(), 272_251);
+    // The normalisations start at scale 1 and shift 0: 1,568 values, half of them 1.
+    let init = spec.initial_params(3);
+    let ones = init.iter().filter(|&&v| v == 1.0).count();
+    let zeros = init.iter().filter(|&&v| v == 0.0).count();
+    assert_eq!((ones, zeros), (784, 784));
     // Two brightness classes: a few Adam steps fit them.
     let data = synthetic(ImageShape::grey(28, 28), 2, 16, 4);
-    let init = spec.initial_params(3);
     let tc = TrainConfig {
         lr: 1e-3,
         optimizer: fl_core::train::OptimizerKind::Adam,
@@ -332,7 +343,10 @@ fn a_test_set_of_another_shape_is_refused() {
 #[test]
 fn configs_name_architectures_from_the_registry() {
     let names: Vec<&str> = ARCHITECTURES.iter().map(|a| a.name).collect();
-    assert_eq!(names, ["cnn", "mlp", "mlp-wide", "fedavg-cnn", "resnet20"]);
+    assert_eq!(
+        names,
+        ["cnn", "mlp", "mlp-wide", "mlp-bn", "fedavg-cnn", "resnet20"]
+    );
     for a in ARCHITECTURES {
         let k = ModelKind::parse(a.name).unwrap();
         let toml = format!("model = \"{}\"\n", a.name);
@@ -342,8 +356,9 @@ fn configs_name_architectures_from_the_registry() {
     }
     let e = toml::from_str::<FedConfig>("model = \"resnet\"\n").unwrap_err();
     assert!(
-        e.to_string()
-            .contains("unknown model `resnet` (known: cnn, mlp, mlp-wide, fedavg-cnn, resnet20)"),
+        e.to_string().contains(
+            "unknown model `resnet` (known: cnn, mlp, mlp-wide, mlp-bn, fedavg-cnn, resnet20)"
+        ),
         "{e}"
     );
 }

@@ -66,11 +66,59 @@ fn parameter_counts_by_hand() {
         spec(ModelKind::MLP_WIDE).num_params(),
         401_920 + 262_656 + 5_643
     );
+    // 784*200 (no bias), scale and shift 2*200, 200*200 (no bias), 2*200, 200*11+11
+    assert_eq!(
+        spec(ModelKind::MLP_BN).num_params(),
+        156_800 + 400 + 40_000 + 400 + 2_211
+    );
+}
+
+#[test]
+fn batch_normalised_mlp_starts_at_scale_one_and_shift_zero() {
+    let p = spec(ModelKind::MLP_BN).initial_params(7);
+    let (scale1, shift1) = (&p[156_800..157_000], &p[157_000..157_200]);
+    let (scale2, shift2) = (&p[197_200..197_400], &p[197_400..197_600]);
+    assert!(scale1.iter().chain(scale2).all(|&v| v == 1.0));
+    assert!(shift1.iter().chain(shift2).all(|&v| v == 0.0));
+    // The weights follow PyTorch's rule: uniform in +-1/sqrt(784) for fc1.
+    let bound = 1.0 / 784f32.sqrt();
+    assert!(p[..156_800].iter().all(|v| v.abs() <= bound));
+    assert!(p[..156_800].iter().any(|v| v.abs() > bound / 2.0));
+}
+
+#[test]
+fn batch_normalised_mlp_judges_an_image_with_its_batch() {
+    // Normalised by the batch, an image's logits change with its companions; the blocks of
+    // evaluation are fixed, so a thread count never changes them, and one batch differs from
+    // blocks of 64.
+    let p = Prepared::load(&small_config()).unwrap();
+    let data = fl_core::data::LocalData::all(&p.test);
+    let s = spec(ModelKind::MLP_BN);
+    let params = s.initial_params(2);
+    let kernels = ModelKind::MLP_BN.kernels(&DIMS).expect("kernels");
+    let blocks = fl_core::inference::logits(kernels, &DIMS, &params, &data.images, 1);
+    let one = fl_core::eval::logits_one_batch(&s, &params, &data);
+    assert_eq!(one.len(), blocks.len());
+    assert!(worst_difference(&one, &blocks) > 1e-3);
+    let first_block = &data.images[..64 * 784];
+    let mut alone = vec![0.0f32; 64 * 11];
+    (kernels.forward)(&DIMS, &params, first_block, &mut alone);
+    assert_eq!(&blocks[..64 * 11], &alone[..]);
+    // Through burn (no kernels) the same blocks of 64.
+    let burn = fl_core::eval::logits(&s, &params, &data);
+    assert!(worst_difference(&burn, &blocks) < 1e-4);
+    let burn_one = fl_core::eval::logits_one_batch(&s, &params, &data);
+    assert!(worst_difference(&burn_one, &one) < 1e-4);
 }
 
 #[test]
 fn flat_parameters_round_trip() {
-    for kind in [ModelKind::CNN, ModelKind::MLP, ModelKind::MLP_WIDE] {
+    for kind in [
+        ModelKind::CNN,
+        ModelKind::MLP,
+        ModelKind::MLP_WIDE,
+        ModelKind::MLP_BN,
+    ] {
         let s = spec(kind);
         let v: Vec<f32> = (0..s.num_params())
             .map(|i| (i as f32 * 0.37).sin())
@@ -85,7 +133,12 @@ fn flat_parameters_round_trip() {
 fn cpu_kernels_inference_matches_burn_forward_whatever_the_threads() {
     let p = Prepared::load(&small_config()).unwrap();
     let data = fl_core::data::LocalData::all(&p.test);
-    for kind in [ModelKind::CNN, ModelKind::MLP, ModelKind::MLP_WIDE] {
+    for kind in [
+        ModelKind::CNN,
+        ModelKind::MLP,
+        ModelKind::MLP_WIDE,
+        ModelKind::MLP_BN,
+    ] {
         let s = spec(kind);
         // Trained a little, so activations are not all tiny.
         let init = s.initial_params(5);
@@ -112,7 +165,12 @@ fn cpu_kernels_inference_matches_burn_forward_whatever_the_threads() {
 fn cpu_kernels_gradient_matches_burn_autodiff() {
     let p = Prepared::load(&small_config()).unwrap();
     let data = p.client_data(2);
-    for kind in [ModelKind::CNN, ModelKind::MLP, ModelKind::MLP_WIDE] {
+    for kind in [
+        ModelKind::CNN,
+        ModelKind::MLP,
+        ModelKind::MLP_WIDE,
+        ModelKind::MLP_BN,
+    ] {
         let burn = spec(kind);
         let native = ModelSpec {
             cpu_kernels: Some(1),
@@ -386,6 +444,46 @@ fn seeded_init_is_reproducible_and_bounded() {
     assert!(a[..250].iter().any(|x| x.abs() > 0.15));
     let m = Classifier::new(ModelKind::CNN, &DIMS, &s.device);
     assert_eq!(seeded_init(&m.shapes(), 1), a);
+}
+
+#[test]
+fn without_shuffling_every_epoch_steps_through_the_same_batches() {
+    // shuffle = false: the stream is not read, and an epoch is the data's consecutive batches
+    // in their stored order: training by hand over them gives the same bits.
+    let p = Prepared::load(&small_config()).unwrap();
+    let data = p.client_data(1);
+    let s = ModelSpec {
+        cpu_kernels: Some(1),
+        ..spec(ModelKind::MLP_BN)
+    };
+    let init = s.initial_params(3);
+    let tc = TrainConfig {
+        shuffle: false,
+        batch_size: 16,
+        ..Default::default()
+    };
+    let (a, _) = train_local(&s, &init, &data, &tc, &mut stream(1, "t", &[]));
+    let (b, _) = train_local(&s, &init, &data, &tc, &mut stream(2, "t", &[]));
+    assert_eq!(a, b, "the order does not depend on the stream");
+    let shuffled = TrainConfig {
+        shuffle: true,
+        ..tc.clone()
+    };
+    let (c, _) = train_local(&s, &init, &data, &shuffled, &mut stream(1, "t", &[]));
+    assert_ne!(a, c, "shuffling changes the batches");
+    // By hand: SGD over batches [0..16), [16..32), ... of the data as stored.
+    let kernels = ModelKind::MLP_BN.kernels(&DIMS).unwrap();
+    let mut w = init.clone();
+    let mut g = vec![0.0f32; w.len()];
+    for start in (0..data.len()).step_by(16) {
+        let end = (start + 16).min(data.len());
+        let images = &data.images[start * 784..end * 784];
+        fl_core::backprop::gradient(kernels, &DIMS, &w, images, &data.labels[start..end], &mut g);
+        w.iter_mut()
+            .zip(&g)
+            .for_each(|(w, g)| *w -= tc.lr as f32 * g);
+    }
+    assert_eq!(a, w);
 }
 
 #[test]

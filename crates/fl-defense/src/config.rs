@@ -87,6 +87,10 @@ fn build_rule<P: RuleParams>(section: &toml::Table) -> Result<Box<dyn Aggregator
 /// Every server rule, by the name configs and the command line use.
 pub const RULES: &[Rule] = &[
     Rule::of::<FedAvgParams>("fedavg", "mean weighted by sample count (McMahan et al.)"),
+    Rule::of::<MeanParams>(
+        "mean",
+        "plain mean, every client alike (the FedPoisonMIA authors' rule without defense)",
+    ),
     Rule::of::<Median>("median", "coordinate-wise median"),
     Rule::of::<TrimmedMean>(
         "trimmed-mean",
@@ -277,6 +281,17 @@ pub struct FedAvgParams {}
 impl RuleParams for FedAvgParams {
     fn build(&self) -> Box<dyn Aggregator> {
         Box::new(FedAvg)
+    }
+}
+
+/// The plain mean has no parameters.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeanParams {}
+
+impl RuleParams for MeanParams {
+    fn build(&self) -> Box<dyn Aggregator> {
+        Box::new(fl_core::Mean)
     }
 }
 

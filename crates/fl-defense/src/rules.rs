@@ -246,17 +246,25 @@ impl Aggregator for MultiKrum {
 
 /// Angular Trimmed Mean (the FedPoisonMIA paper's defense): each update's mean angle to all
 /// updates (its zero angle to itself included); the 2b with the largest mean angle are
-/// dropped, the rest averaged with FedAvg's weights. Needs n > 2b.
+/// dropped, the rest averaged with FedAvg's weights (or alike, `equal_weights`, as the
+/// authors' `angle_trim` does). Needs n > 2b.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Atm {
     /// Half the number of updates dropped (default 2, the paper's for 10 clients).
     pub b: usize,
+    /// Average the kept updates alike rather than by sample count (default false, then not
+    /// written, so configs written before it read the same).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub equal_weights: bool,
 }
 
 impl Default for Atm {
     fn default() -> Self {
-        Self { b: 2 }
+        Self {
+            b: 2,
+            equal_weights: false,
+        }
     }
 }
 
@@ -286,7 +294,7 @@ impl Aggregator for Atm {
         Some(Vec::new())
     }
 
-    fn aggregate(&mut self, _: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
+    fn aggregate(&mut self, round: &ServerRound<'_>, updates: &[Update]) -> Result<Aggregate> {
         let v = by_client(updates)?;
         let n = v.len();
         if n <= 2 * self.b {
@@ -295,7 +303,14 @@ impl Aggregator for Atm {
                 format!("dropping 2b = {} updates leaves none of {n}", 2 * self.b),
             ));
         }
-        mean_of(&v, &ascending(&Self::mean_angles(&v))[..n - 2 * self.b])
+        let keep = &ascending(&Self::mean_angles(&v))[..n - 2 * self.b];
+        if !self.equal_weights {
+            return mean_of(&v, keep);
+        }
+        let mut keep = keep.to_vec();
+        keep.sort_unstable();
+        let kept: Vec<Update> = keep.iter().map(|&i| v[i].clone()).collect();
+        fl_core::Mean.aggregate(round, &kept)
     }
 }
 

@@ -213,6 +213,34 @@ fn krum_and_multi_krum_by_hand() {
 }
 
 #[test]
+fn atm_with_equal_weights_averages_the_kept_alike() {
+    // Mean angles (degrees, the zero to itself included): 78.75, 65.03, 101.25, 65.03, so
+    // b = 1 drops clients 2 and 0 and keeps 1 (3 samples) and 3 (1 sample).
+    let ups = vec![
+        up(0, vec![1.0, 0.0, 0.0], 1),
+        up(1, vec![1.0, 1.0, 0.0], 3),
+        up(2, vec![-3.0, 0.0, 0.0], 1),
+        up(3, vec![0.0, 0.5, -2.0], 1),
+    ];
+    let weighted = Atm {
+        b: 1,
+        equal_weights: false,
+    }
+    .once(&ups)
+    .unwrap();
+    let alike = Atm {
+        b: 1,
+        equal_weights: true,
+    }
+    .once(&ups)
+    .unwrap();
+    assert_eq!(weighted.kept, vec![1, 3]);
+    assert_eq!(alike.kept, vec![1, 3]);
+    assert_eq!(weighted.delta, vec![0.75, 0.875, -0.5]);
+    assert_eq!(alike.delta, vec![0.5, 0.75, -1.0]);
+}
+
+#[test]
 fn atm_by_hand() {
     // Angles to (1, 0): a = 0, b = 90 degrees, c = 180 degrees, d = 0.
     let ups = vec![
@@ -230,10 +258,24 @@ fn atm_by_hand() {
     assert!((m[2] - 2.5 * pi / 4.0).abs() < 1e-9);
     // b = 1 drops the two largest mean angles: client 2, then one of 0, 1, 3 (all 1.5 pi / 4);
     // ties keep the lower client ids, so 3 goes.
-    let a = Atm { b: 1 }.once(&ups).unwrap();
+    let a = Atm {
+        b: 1,
+        ..Default::default()
+    }
+    .once(&ups)
+    .unwrap();
     assert_eq!(a.kept, vec![0, 1]);
     assert_eq!(a.delta, vec![0.5, 1.0]);
-    assert_eq!(Atm { b: 0 }.once(&ups).unwrap().kept, vec![0, 1, 2, 3]);
+    assert_eq!(
+        Atm {
+            b: 0,
+            ..Default::default()
+        }
+        .once(&ups)
+        .unwrap()
+        .kept,
+        vec![0, 1, 2, 3]
+    );
 }
 
 #[test]
@@ -353,7 +395,13 @@ fn rules_refuse_what_they_cannot_do() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("m = 5"), "{e}");
-    let e = Atm { b: 2 }.once(&ups).unwrap_err().to_string();
+    let e = Atm {
+        b: 2,
+        ..Default::default()
+    }
+    .once(&ups)
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("2b = 4"), "{e}");
     let e = DefenseConfig::default()
         .build("bulyann")

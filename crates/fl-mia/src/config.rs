@@ -140,6 +140,24 @@ impl AttackSteps {
     }
 }
 
+/// How a malicious client trains before the attack starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pretrain {
+    /// As an honest client: `[train]`'s local training over its data.
+    #[default]
+    LocalTraining,
+    /// One step of its optimizer on all its data as one batch, as the FedPoisonMIA authors'
+    /// attacker trains on its targets (`BlackBoxMalicious.train`).
+    OneStep,
+}
+
+impl Pretrain {
+    fn is_local_training(&self) -> bool {
+        *self == Self::LocalTraining
+    }
+}
+
 /// Where the attacker's cover (mask) samples come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -226,6 +244,10 @@ pub struct MiaConfig {
     /// attacker does; `false` (the default) trains on their own data only.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pretrain_targets: bool,
+    /// `local-training` (the default) or `one-step` (the authors' choice): how a malicious
+    /// client trains before the attack starts.
+    #[serde(skip_serializing_if = "Pretrain::is_local_training")]
+    pub pretrain: Pretrain,
     /// First attack round (the malicious clients behave benignly before). Membership is
     /// judged on the global model after every round; "best" counts rounds from this one on.
     pub start_round: usize,
@@ -254,6 +276,7 @@ impl Default for MiaConfig {
             attack_steps: AttackSteps::Sgd,
             judge_on: JudgeOn::Global,
             pretrain_targets: false,
+            pretrain: Pretrain::LocalTraining,
             start_accuracy: None,
             start_round: 5,
             attack_rounds: None,

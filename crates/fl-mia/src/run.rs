@@ -1,17 +1,17 @@
 //! A federated run with malicious clients inferring membership, judged after every round.
 
 use crate::attacker::{Attacker, AttackerState, CraftLog};
-use crate::config::{CoverSource, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule};
+use crate::config::{CoverSource, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule, Pretrain};
 use crate::metrics::{MembershipScores, roc};
 use crate::targets::{TargetSet, own_sample};
 use fl_core::attack::Seat;
 use fl_core::checkpoint::{decode, encode};
 use fl_core::data::LocalData;
 use fl_core::error::{CoreError, Result};
-use fl_core::eval::{argmax, cross_entropy, logits, round6};
+use fl_core::eval::{argmax, cross_entropy, logits_one_batch, round6};
 use fl_core::experiment::Prepared;
 use fl_core::participant::{BenignClient, Participant, RoundContext};
-use fl_core::train::ModelSpec;
+use fl_core::train::{ModelSpec, TrainConfig};
 use fl_core::{Aggregator, Attack, FedConfig, Federation, MaliciousClients, RoundMetrics, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -26,9 +26,10 @@ pub struct Judgement {
 }
 
 /// Per-sample (loss, true-class confidence, correctly classified) under `params`, from one
-/// pass of the model.
+/// pass of the model over all of `data` (one batch, for a model that normalises by batch
+/// statistics: members and non-members are normalised together).
 fn outputs(spec: &ModelSpec, params: &[f32], data: &LocalData) -> Vec<(f64, f64, bool)> {
-    logits(spec, params, data)
+    logits_one_batch(spec, params, data)
         .chunks_exact(spec.outputs)
         .zip(&data.labels)
         .map(|(row, &y)| {
@@ -190,7 +191,20 @@ impl MaliciousClients for MembershipAttack {
             .ok_or_else(|| CoreError::Config(format!("client {client} is not malicious")))?;
         self.attacker.hold(client, ctx.global);
         if !self.cfg.attacks_in(self.attacker.attack_start(), ctx.round) {
-            return own.update(ctx);
+            return match self.cfg.pretrain {
+                Pretrain::LocalTraining => own.update(ctx),
+                Pretrain::OneStep => {
+                    let train = TrainConfig {
+                        batch_size: own.num_samples().max(1),
+                        epochs: 1,
+                        ..ctx.train.clone()
+                    };
+                    own.update(&RoundContext {
+                        train: &train,
+                        ..*ctx
+                    })
+                }
+            };
         }
         let delta = self.attacker.malicious_update(ctx, own.optimizer_state());
         Ok(Update {

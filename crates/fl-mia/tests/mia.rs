@@ -6,7 +6,7 @@ use fl_core::experiment::Experiment;
 use fl_core::{FedAvg, FedConfig};
 use fl_defense::Atm;
 use fl_mia::targets::Origin;
-use fl_mia::{CoverSource, JudgeOn, MiaConfig, MiaMethod, MiaRun};
+use fl_mia::{CoverSource, JudgeOn, MiaConfig, MiaMethod, MiaRun, Pretrain};
 use std::path::PathBuf;
 
 fn fixtures() -> PathBuf {
@@ -127,6 +127,76 @@ fn pretraining_on_the_targets_teaches_the_model_their_true_labels_before_the_att
 }
 
 #[test]
+fn a_one_step_pretrain_is_one_step_on_all_its_data_at_once() {
+    // The authors' attacker trains before its attack with one optimizer step on all its
+    // samples (its own and the targets) as one batch.
+    use fl_core::{MaliciousClients, RoundContext};
+    let cfg = fed(3, 3);
+    let prepared = fl_core::experiment::Prepared::load(&cfg).unwrap();
+    let update = |pretrain| {
+        let m = MiaConfig {
+            pretrain_targets: true,
+            pretrain,
+            start_round: 3,
+            ..mia(MiaMethod::FedPoisonMia)
+        };
+        let mut run = MiaRun::build(&cfg, &m, Box::new(FedAvg)).unwrap();
+        let spec = run.federation.spec().clone();
+        let global = run.federation.global().to_vec();
+        let ctx = RoundContext {
+            round: 1,
+            seed: cfg.seed,
+            global: &global,
+            spec: &spec,
+            train: &cfg.train,
+            sampled: &[0, 1, 2],
+            benign_updates: &[],
+            server: None,
+        };
+        let mut data = prepared.client_data(0);
+        data.extend(&run.attack.targets.data);
+        let u = run.attack.update(0, &ctx).unwrap();
+        (u, data, global, spec)
+    };
+    let (one, data, global, spec) = update(Pretrain::OneStep);
+    assert_eq!(one.num_samples, 140, "its 100 samples and the 40 targets");
+    let tc = fl_core::train::TrainConfig {
+        batch_size: data.len(),
+        ..cfg.train.clone()
+    };
+    let (local, stats) = fl_core::train::train_local(
+        &spec,
+        &global,
+        &data,
+        &tc,
+        &mut fl_data::rng::stream(0, "t", &[]),
+    );
+    assert_eq!(stats.steps, 1);
+    let expected: Vec<f32> = local.iter().zip(&global).map(|(l, g)| l - g).collect();
+    let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 1e-4, "the step moves the model");
+    let worst = one
+        .delta
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst < 1e-5 * scale.max(1.0),
+        "differs by {worst} (scale {scale})"
+    );
+    // Local training takes its 5 batches of 32 instead.
+    let (epoch, ..) = update(Pretrain::LocalTraining);
+    let apart = epoch
+        .delta
+        .iter()
+        .zip(&one.delta)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(apart > 10.0 * worst.max(1e-6), "{apart}");
+}
+
+#[test]
 fn a_start_accuracy_starts_the_attack_once_the_model_knows_the_attackers_data() {
     let cfg = fed(4, 6);
     // A pilot without attack: the accuracy on the first malicious client's data of the
@@ -225,7 +295,10 @@ fn crafted_updates_keep_their_constraint_and_runs_repeat() {
         ..fed(8, 3)
     };
     let go = || {
-        let rule = Box::new(Atm { b: 1 });
+        let rule = Box::new(Atm {
+            b: 1,
+            ..Default::default()
+        });
         let mut run = MiaRun::build(&cfg, &mia(MiaMethod::FedPoisonMia), rule).unwrap();
         let rows = run.run(&mut |_| {}).unwrap();
         let s = run.summary(&rows).unwrap();
