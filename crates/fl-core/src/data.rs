@@ -73,6 +73,20 @@ impl LocalData {
         }
     }
 
+    /// The samples at `indices`, in that order, as a new set.
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        let p = self.pixels();
+        let mut images = Vec::with_capacity(indices.len() * p);
+        for &i in indices {
+            images.extend_from_slice(&self.images[i * p..(i + 1) * p]);
+        }
+        Self {
+            images,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            shape: self.shape,
+        }
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.labels.len()

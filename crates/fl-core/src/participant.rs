@@ -147,6 +147,12 @@ impl BenignClient {
     pub fn optimizer_state(&self) -> &OptimizerState {
         &self.optim
     }
+
+    /// Its optimizer, for an attack that steps it itself (the FedPoisonMIA authors' attacker
+    /// continues its own optimizer through its crafting).
+    pub fn optimizer_state_mut(&mut self) -> &mut OptimizerState {
+        &mut self.optim
+    }
 }
 
 impl Participant for BenignClient {

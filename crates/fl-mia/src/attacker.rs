@@ -1,11 +1,12 @@
 //! The attacker's craft: the crafted update of each method, from the state the malicious
 //! clients share.
 
-use crate::config::{AttackSteps, Knowledge, MiaConfig, MiaMethod, Selection};
+use crate::config::{AttackSteps, Craft, Knowledge, MiaConfig, MiaMethod, Selection};
 use fl_core::data::LocalData;
 use fl_core::geometry::{angle, angle_from, dot, norm, sq_distance};
 use fl_core::participant::RoundContext;
 use fl_core::train::{OptimizerState, TrainConfig, train_local, train_local_with};
+use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -429,17 +430,32 @@ impl Attacker {
     pub(crate) fn malicious_update(
         &mut self,
         ctx: &RoundContext<'_>,
-        state: &OptimizerState,
+        state: &mut OptimizerState,
     ) -> Vec<f32> {
-        let steps = self.cfg.attack_steps;
-        let one_step = |ctx: &RoundContext<'_>, data: &LocalData, purpose: usize| {
-            one_step(ctx, data, purpose, steps, state)
-        };
         if let Some((r, d)) = &self.crafted
             && *r == ctx.round
         {
             return d.clone();
         }
+        if self.cfg.craft == Craft::Authors && self.cfg.method.is_constrained() {
+            let constraint = if self.cfg.method == MiaMethod::Agrevader {
+                Constraint::Distance
+            } else {
+                Constraint::Angle
+            };
+            let refs = self.references(ctx);
+            let (poison, covers) = self.authors_updates(ctx, state);
+            let c = authors_choice(&poison, &covers, AUTHORS_COVER_FACTOR, &refs, constraint);
+            tracing::debug!(round = ctx.round, ?c.log, "crafted");
+            self.log.insert(ctx.round, c.log);
+            self.crafted = Some((ctx.round, c.delta.clone()));
+            return c.delta;
+        }
+        let steps = self.cfg.attack_steps;
+        let state = &*state;
+        let one_step = |ctx: &RoundContext<'_>, data: &LocalData, purpose: usize| {
+            one_step(ctx, data, purpose, steps, state)
+        };
         let delta = match self.cfg.method {
             MiaMethod::GradientAscent => one_step(ctx, &self.truth, 0)
                 .into_iter()
@@ -478,6 +494,51 @@ impl Attacker {
         delta
     }
 
+    /// The authors' poison update and cumulative cover updates ([`Craft::Authors`]): the
+    /// optimizer in `state` steps through all of them and keeps what it learnt.
+    fn authors_updates(
+        &self,
+        ctx: &RoundContext<'_>,
+        state: &mut OptimizerState,
+    ) -> (Vec<f32>, Vec<Vec<f32>>) {
+        let step = |batch: usize| TrainConfig {
+            batch_size: batch.max(1),
+            epochs: 1,
+            shuffle: false,
+            keep_optimizer_state: true,
+            ..ctx.train.clone()
+        };
+        let mut rng = ctx.rng("mia-authors-craft", 0);
+        let (poisoned, _) = train_local_with(
+            ctx.spec,
+            ctx.global,
+            &self.poisoned,
+            &step(self.poisoned.len()),
+            &mut rng,
+            state,
+        );
+        let poison = ctx.delta(&poisoned);
+        let mut params = ctx.global.to_vec();
+        let mut covers = Vec::with_capacity(self.cfg.greedy_steps);
+        let n = self.mask.len().min(AUTHORS_COVER_SET);
+        for t in 0..self.cfg.greedy_steps {
+            let mut order: Vec<usize> = (0..self.mask.len()).collect();
+            order.shuffle(&mut ctx.rng("mia-authors-covers", t));
+            let chosen = self.mask.subset(&order[..n]);
+            let (next, _) = train_local_with(
+                ctx.spec,
+                &params,
+                &chosen,
+                &step(ctx.train.batch_size),
+                &mut rng,
+                state,
+            );
+            params = next;
+            covers.push(ctx.delta(&params));
+        }
+        (poison, covers)
+    }
+
     /// The benign updates the threat model lets it see.
     fn references(&self, ctx: &RoundContext<'_>) -> Vec<Vec<f32>> {
         match self.cfg.knowledge {
@@ -506,6 +567,71 @@ impl Attacker {
                     .collect()
             }
         }
+    }
+}
+
+/// The cover samples of each of the authors' tries (their code takes 320 of the 500 reserved).
+pub const AUTHORS_COVER_SET: usize = 320;
+
+/// The authors' cover factor (`COVER_FACTOR` in their `constants.py`).
+pub const AUTHORS_COVER_FACTOR: f64 = 0.5;
+
+/// The FedPoisonMIA authors' choice among their candidates ([`Craft::Authors`]): candidate 0
+/// is `poison + cover_factor covers[0]`, candidate k candidate k-1 plus `cover_factor
+/// covers[k]`; a candidate is feasible when its largest measure to a reference is at most
+/// the largest between two references. The first feasible candidate is kept and replaced by
+/// a later feasible one of larger angle to the references (angle) or larger norm (distance);
+/// with none feasible the last candidate is sent. `masks` in the log counts the tries summed
+/// into the update sent.
+pub fn authors_choice(
+    poison: &[f32],
+    covers: &[Vec<f32>],
+    cover_factor: f64,
+    refs: &[Vec<f32>],
+    constraint: Constraint,
+) -> Crafted {
+    let bound = constraint.bound(refs);
+    let mut candidate = poison.to_vec();
+    let mut best: Option<(f64, usize, Vec<f32>)> = None;
+    for (k, cover) in covers.iter().enumerate() {
+        candidate
+            .iter_mut()
+            .zip(cover)
+            .for_each(|(c, v)| *c += cover_factor as f32 * v);
+        let worst = constraint.worst(&candidate, refs);
+        if worst > bound {
+            continue;
+        }
+        let score = match constraint {
+            Constraint::Angle => worst,
+            Constraint::Distance => norm(&candidate),
+        };
+        if best.as_ref().is_none_or(|(b, ..)| score > *b) {
+            best = Some((score, k + 1, candidate.clone()));
+        }
+    }
+    let feasible = best.is_some();
+    let (masks, delta) = match best {
+        Some((_, k, d)) => (k, d),
+        None => (covers.len(), candidate),
+    };
+    let reference_norm = if refs.is_empty() {
+        0.0
+    } else {
+        refs.iter().map(|r| norm(r)).sum::<f64>() / refs.len() as f64
+    };
+    Crafted {
+        log: CraftLog {
+            references: refs.len(),
+            bound,
+            worst: constraint.worst(&delta, refs),
+            feasible,
+            masks,
+            alpha: 1.0,
+            norm: norm(&delta),
+            reference_norm,
+        },
+        delta,
     }
 }
 
@@ -665,6 +791,116 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(steps(&state), 1, "restored");
         assert_ne!(a, d, "the kept moments shape the step");
+    }
+
+    #[test]
+    fn the_authors_choice_by_hand() {
+        // Cumulative covers (2, 2), (4, 4), (6, 6) at factor 0.5 on the poison (0, -2):
+        // candidates (1, -1), (3, 1), (6, 4).
+        let poison = vec![0.0f32, -2.0];
+        let covers = vec![vec![2.0f32, 2.0], vec![4.0, 4.0], vec![6.0, 6.0]];
+        // Angle, references along the axes (bound 90 degrees): (1, -1) is 135 degrees from
+        // (0, 1); (3, 1) is at most 71.6 and (6, 4) at most 56.3 degrees away, so the
+        // larger angle, (3, 1), is sent.
+        let axes = vec![vec![1.0f32, 0.0], vec![0.0, 1.0]];
+        let a = authors_choice(&poison, &covers, 0.5, &axes, Constraint::Angle);
+        assert_eq!(a.delta, vec![3.0, 1.0]);
+        assert_eq!((a.log.feasible, a.log.masks), (true, 2));
+        // Distance, references (3, 0) and (0, 3) (bound 4.24): (1, -1) and (3, 1) are within
+        // it, (6, 4) is 5 from (3, 0); the larger norm, (3, 1), is sent.
+        let far = vec![vec![3.0f32, 0.0], vec![0.0, 3.0]];
+        let d = authors_choice(&poison, &covers, 0.5, &far, Constraint::Distance);
+        assert_eq!(d.delta, vec![3.0, 1.0]);
+        assert_eq!((d.log.feasible, d.log.masks), (true, 2));
+        // Nearly aligned references leave nothing feasible: the last candidate goes.
+        let tight = vec![vec![1.0f32, 0.0], vec![1.0, 0.01]];
+        let n = authors_choice(&poison, &covers, 0.5, &tight, Constraint::Angle);
+        assert_eq!(n.delta, vec![6.0, 4.0]);
+        assert_eq!((n.log.feasible, n.log.masks), (false, 3));
+    }
+
+    #[test]
+    fn the_authors_craft_steps_the_attackers_own_optimizer_and_keeps_it() {
+        use fl_core::backprop::Optimizer;
+        use fl_core::model::ModelKind;
+        use fl_core::train::{ModelSpec, OptimizerKind};
+        let shape = fl_data::ImageShape::grey(28, 28);
+        let spec = ModelSpec {
+            kind: ModelKind::MLP,
+            shape,
+            outputs: 11,
+            device: fl_core::DeviceKind::Flex.device().unwrap(),
+            cpu_kernels: Some(1),
+        };
+        let global = spec.initial_params(3);
+        let mut rng = fl_data::rng::stream(1, "test-images", &[]);
+        let mut images = |n: usize| {
+            LocalData::new(
+                (0..n * shape.pixels())
+                    .map(|_| rand::RngExt::random_range(&mut rng, -1.0f32..1.0))
+                    .collect(),
+                (0..n).map(|i| (i % 10) as u8).collect(),
+                shape,
+            )
+        };
+        let (targets, mask) = (images(6), images(40));
+        let train = TrainConfig {
+            lr: 1e-3,
+            batch_size: 16,
+            optimizer: OptimizerKind::Adam,
+            keep_optimizer_state: true,
+            ..Default::default()
+        };
+        let cfg = MiaConfig {
+            craft: Craft::Authors,
+            greedy_steps: 2,
+            ..Default::default()
+        };
+        let wrong: Vec<u8> = targets.labels.iter().map(|y| (y + 1) % 10).collect();
+        let mut attacker = Attacker::new(&cfg, &targets, &wrong, mask, vec![(0, images(4))]);
+        let refs: Vec<fl_core::Update> = (1..3)
+            .map(|k| fl_core::Update {
+                client: k,
+                delta: (0..global.len())
+                    .map(|i| ((i + k) % 7) as f32 - 3.0)
+                    .collect(),
+                num_samples: 10,
+                train_loss: 0.0,
+            })
+            .collect();
+        let ctx = RoundContext {
+            round: 4,
+            seed: 7,
+            global: &global,
+            spec: &spec,
+            train: &train,
+            sampled: &[0, 1, 2],
+            benign_updates: &refs,
+            server: None,
+        };
+        let mut state = OptimizerState::default();
+        let (poison, covers) = attacker.authors_updates(&ctx, &mut state);
+        let steps = |s: &OptimizerState| match s.optimizer() {
+            Some(Optimizer::Adam(a)) => a.steps(),
+            _ => -1,
+        };
+        // One poison step, then per try 40 covers in batches of 16: 3 steps, so 1 + 2 x 3.
+        assert_eq!(steps(&state), 7);
+        assert_eq!(covers.len(), 2);
+        // The parameters carry over from one try to the next: the second cumulative cover
+        // update is further from the start than the first.
+        assert!(norm(&covers[1]) > norm(&covers[0]));
+        assert!(norm(&poison) > 0.0);
+        // The round's update continues the same optimizer: 7 more steps.
+        let sent = attacker.malicious_update(&ctx, &mut state);
+        assert_eq!(steps(&state), 14);
+        assert_eq!(attacker.log()[&4].references, 2);
+        assert_eq!(
+            attacker.malicious_update(&ctx, &mut state),
+            sent,
+            "once per round"
+        );
+        assert_eq!(steps(&state), 14);
     }
 
     #[test]

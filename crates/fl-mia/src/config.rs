@@ -140,6 +140,30 @@ impl AttackSteps {
     }
 }
 
+/// Whose crafting of the constrained update (`fedpoisonmia`, `agrevader`) runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Craft {
+    /// The lab's: `g_attack` and one update per cover sample, each a single step
+    /// (`attack_steps`), then the greedy search over covers and `alpha` (`selection`).
+    #[default]
+    Lab,
+    /// The FedPoisonMIA authors' code at the commit of their logs (FrankMOWJ/AGREvader_v2
+    /// 287de19, `blackbox_attack_angle` and `blackbox_attack_norm`): the attacker's optimizer
+    /// continues, never restored, through one step on the targets with wrong labels and then
+    /// `greedy_steps` tries, each through 320 random cover samples in the run's batches (5
+    /// steps of 64; parameters carried from one try to the next); try k's candidate adds half the cumulative cover
+    /// update to try k-1's; the feasible candidate of largest angle (angle) or norm
+    /// (distance) is sent, the last one when none is feasible.
+    Authors,
+}
+
+impl Craft {
+    fn is_lab(&self) -> bool {
+        *self == Self::Lab
+    }
+}
+
 /// How a malicious client trains before the attack starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -229,6 +253,11 @@ pub struct MiaConfig {
     /// `g_attack` and each cover update.
     #[serde(skip_serializing_if = "AttackSteps::is_sgd")]
     pub attack_steps: AttackSteps,
+    /// `lab` (the default) or `authors`: whose crafting of the constrained update runs
+    /// ([`Craft`]); with `authors`, `attack_steps`, `selection` and the alpha range do not
+    /// apply.
+    #[serde(skip_serializing_if = "Craft::is_lab")]
+    pub craft: Craft,
     /// `global` (the default) or `attacker-model` (the authors' choice): what membership is
     /// judged on.
     #[serde(skip_serializing_if = "JudgeOn::is_global")]
@@ -274,6 +303,7 @@ impl Default for MiaConfig {
             alpha_min: 0.01,
             selection: Selection::Final,
             attack_steps: AttackSteps::Sgd,
+            craft: Craft::Lab,
             judge_on: JudgeOn::Global,
             pretrain_targets: false,
             pretrain: Pretrain::LocalTraining,

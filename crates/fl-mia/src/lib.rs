@@ -25,8 +25,8 @@ pub mod run;
 pub mod targets;
 
 pub use config::{
-    AttackSteps, CoverSource, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule, Pretrain,
-    Selection,
+    AttackSteps, CoverSource, Craft, JudgeOn, Knowledge, MiaConfig, MiaMethod, PassiveRule,
+    Pretrain, Selection,
 };
 pub use metrics::MembershipScores;
 pub use run::{MembershipAttack, MiaRoundMetrics, MiaRun, MiaSummary};

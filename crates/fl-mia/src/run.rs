@@ -206,7 +206,9 @@ impl MaliciousClients for MembershipAttack {
                 }
             };
         }
-        let delta = self.attacker.malicious_update(ctx, own.optimizer_state());
+        let delta = self
+            .attacker
+            .malicious_update(ctx, own.optimizer_state_mut());
         Ok(Update {
             client,
             delta,
