@@ -728,19 +728,24 @@ mod tests {
         assert!((c.log.alpha - 100.0).abs() < 1e-9);
     }
 
-    #[test]
-    fn own_optimizer_steps_are_adam_steps_that_leave_the_clients_state_as_it_was() {
-        use fl_core::backprop::Optimizer;
-        use fl_core::model::ModelKind;
-        use fl_core::train::{ModelSpec, OptimizerKind};
+    /// `mlp` on the CPU kernels (one thread) for 28x28 grey images, and that shape.
+    fn mlp_on_kernels() -> (fl_core::train::ModelSpec, fl_data::ImageShape) {
         let shape = fl_data::ImageShape::grey(28, 28);
-        let spec = ModelSpec {
-            kind: ModelKind::MLP,
+        let spec = fl_core::train::ModelSpec {
+            kind: fl_core::model::ModelKind::MLP,
             shape,
             outputs: 11,
             device: fl_core::DeviceKind::Flex.device().unwrap(),
             cpu_kernels: Some(1),
         };
+        (spec, shape)
+    }
+
+    #[test]
+    fn own_optimizer_steps_are_adam_steps_that_leave_the_clients_state_as_it_was() {
+        use fl_core::backprop::Optimizer;
+        use fl_core::train::OptimizerKind;
+        let (spec, shape) = mlp_on_kernels();
         let global = spec.initial_params(3);
         let mut rng = fl_data::rng::stream(1, "test-images", &[]);
         let data = LocalData::new(
@@ -822,16 +827,8 @@ mod tests {
     #[test]
     fn the_authors_craft_steps_the_attackers_own_optimizer_and_keeps_it() {
         use fl_core::backprop::Optimizer;
-        use fl_core::model::ModelKind;
-        use fl_core::train::{ModelSpec, OptimizerKind};
-        let shape = fl_data::ImageShape::grey(28, 28);
-        let spec = ModelSpec {
-            kind: ModelKind::MLP,
-            shape,
-            outputs: 11,
-            device: fl_core::DeviceKind::Flex.device().unwrap(),
-            cpu_kernels: Some(1),
-        };
+        use fl_core::train::OptimizerKind;
+        let (spec, shape) = mlp_on_kernels();
         let global = spec.initial_params(3);
         let mut rng = fl_data::rng::stream(1, "test-images", &[]);
         let mut images = |n: usize| {
