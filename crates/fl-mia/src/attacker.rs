@@ -76,6 +76,39 @@ pub struct Crafted {
     pub log: CraftLog,
 }
 
+impl Crafted {
+    /// `delta` with its log against `refs` under `constraint` (bound, feasibility, covers
+    /// used and the poison's factor as the search found them).
+    fn logged(
+        delta: Vec<f32>,
+        refs: &[Vec<f32>],
+        constraint: Constraint,
+        bound: f64,
+        feasible: bool,
+        masks: usize,
+        alpha: f64,
+    ) -> Self {
+        let reference_norm = if refs.is_empty() {
+            0.0
+        } else {
+            refs.iter().map(|r| norm(r)).sum::<f64>() / refs.len() as f64
+        };
+        Self {
+            log: CraftLog {
+                references: refs.len(),
+                bound,
+                worst: constraint.worst(&delta, refs),
+                feasible,
+                masks,
+                alpha,
+                norm: norm(&delta),
+                reference_norm,
+            },
+            delta,
+        }
+    }
+}
+
 /// The inner products among the poison update g, the mask updates m_c and the reference
 /// updates r_j: enough to measure any `alpha g + mean(masks)` against the references without
 /// forming it. Products between two masks are computed only for the rows a search adopts
@@ -256,24 +289,15 @@ pub fn greedy(
             *d += m / chosen.len() as f32;
         }
     }
-    let reference_norm = if refs.is_empty() {
-        0.0
-    } else {
-        refs.iter().map(|r| norm(r)).sum::<f64>() / refs.len() as f64
-    };
-    Crafted {
-        log: CraftLog {
-            references: refs.len(),
-            bound,
-            worst: constraint.worst(&delta, refs),
-            feasible,
-            masks: chosen.len(),
-            alpha,
-            norm: norm(&delta),
-            reference_norm,
-        },
+    Crafted::logged(
         delta,
-    }
+        refs,
+        constraint,
+        bound,
+        feasible,
+        chosen.len(),
+        alpha,
+    )
 }
 
 /// Up to `steps` rounds of: add the unused mask whose `mean(selected + m) + alpha g` is
@@ -615,24 +639,7 @@ pub fn authors_choice(
         Some((_, k, d)) => (k, d),
         None => (covers.len(), candidate),
     };
-    let reference_norm = if refs.is_empty() {
-        0.0
-    } else {
-        refs.iter().map(|r| norm(r)).sum::<f64>() / refs.len() as f64
-    };
-    Crafted {
-        log: CraftLog {
-            references: refs.len(),
-            bound,
-            worst: constraint.worst(&delta, refs),
-            feasible,
-            masks,
-            alpha: 1.0,
-            norm: norm(&delta),
-            reference_norm,
-        },
-        delta,
-    }
+    Crafted::logged(delta, refs, constraint, bound, feasible, masks, 1.0)
 }
 
 /// The update of one step on all of `data` as one batch: plain SGD at the run's learning rate,
