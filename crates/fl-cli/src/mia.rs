@@ -68,6 +68,9 @@ pub fn run(
         defense: shown_defense(fed, defense)?,
     })?;
     let mut run = MiaRun::build(fed, mia, rule)?;
+    if mia.adaptive {
+        run = run.with_attacker_rule(server_rule(fed, defense)?);
+    }
     let label = format!("{} {} vs {}", fed.name, mia.method.name(), fed.aggregator);
     let rows = run_rounds(
         &mut run.federation,

@@ -219,6 +219,13 @@ impl JudgeOn {
     }
 }
 
+/// The adaptive attacker's smallest factor by default: six halvings below 1.
+const DEFAULT_MIN_SCALE: f64 = 1.0 / 64.0;
+
+fn is_default_min_scale(s: &f64) -> bool {
+    *s == DEFAULT_MIN_SCALE
+}
+
 /// Unchecked membership-attack parameters (the `[mia]` config section).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -277,6 +284,16 @@ pub struct MiaConfig {
     /// client trains before the attack starts.
     #[serde(skip_serializing_if = "Pretrain::is_local_training")]
     pub pretrain: Pretrain,
+    /// The defense-aware attacker: in each attack round the crafted update is scaled by the
+    /// factor among `adaptive_min_scale`, ..., 1/4, 1/2, 1 (halvings) whose aggregate, under
+    /// the attacker's copy of the server's rule fed the round's benign updates, moves
+    /// farthest along it (Fang et al. 2020; Shejwalkar and Houmansadr 2021). Needs a
+    /// constrained method with full knowledge; `false` (the default) sends it as crafted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adaptive: bool,
+    /// The smallest factor the adaptive attacker tries (in (0, 1]).
+    #[serde(skip_serializing_if = "is_default_min_scale")]
+    pub adaptive_min_scale: f64,
     /// First attack round (the malicious clients behave benignly before). Membership is
     /// judged on the global model after every round; "best" counts rounds from this one on.
     pub start_round: usize,
@@ -307,6 +324,8 @@ impl Default for MiaConfig {
             judge_on: JudgeOn::Global,
             pretrain_targets: false,
             pretrain: Pretrain::LocalTraining,
+            adaptive: false,
+            adaptive_min_scale: DEFAULT_MIN_SCALE,
             start_accuracy: None,
             start_round: 5,
             attack_rounds: None,
@@ -360,6 +379,22 @@ impl MiaConfig {
                     "mia.alpha_min and mia.alpha_max must satisfy 0 < alpha_min <= alpha_max, \
                      got {} and {}",
                     self.alpha_min, self.alpha_max
+                ));
+            }
+        }
+        if self.adaptive {
+            if !self.method.is_constrained() || self.knowledge != Knowledge::Full {
+                return bad(format!(
+                    "mia.adaptive scales a crafted update against the benign updates: it needs \
+                     fedpoisonmia or agrevader with knowledge = \"full\", got {} with {}",
+                    self.method.name(),
+                    self.knowledge.name()
+                ));
+            }
+            if !(self.adaptive_min_scale > 0.0 && self.adaptive_min_scale <= 1.0) {
+                return bad(format!(
+                    "mia.adaptive_min_scale must be in (0, 1], got {}",
+                    self.adaptive_min_scale
                 ));
             }
         }
@@ -432,6 +467,28 @@ mod tests {
         assert!(err(|c| c.greedy_steps = 0).contains("greedy_steps"));
         assert!(err(|c| c.alpha_max = 0.001).contains("alpha_max"));
         assert!(err(|c| c.alpha_min = 0.0).contains("alpha_min"));
+        let adaptive = |c: &mut MiaConfig| c.adaptive = true;
+        assert!(
+            err(|c| {
+                adaptive(c);
+                c.method = MiaMethod::Passive;
+            })
+            .contains("mia.adaptive")
+        );
+        assert!(
+            err(|c| {
+                adaptive(c);
+                c.knowledge = Knowledge::Partial;
+            })
+            .contains("knowledge = \"full\"")
+        );
+        assert!(
+            err(|c| {
+                adaptive(c);
+                c.adaptive_min_scale = 1.5;
+            })
+            .contains("adaptive_min_scale")
+        );
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct MiaRoundMetrics {
     pub malicious_kept: usize,
     /// How the malicious update was made, in attack rounds of a constrained method.
     pub craft: Option<CraftLog>,
+    /// The factor the adaptive attacker put on its crafted update this round (`mia.adaptive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive_scale: Option<f64>,
 }
 
 /// The headline numbers of a membership run (`summary.json`'s `mia` part).
@@ -99,6 +102,9 @@ pub struct MiaSummary {
     pub malicious_kept_share: Option<f64>,
     /// Attack rounds in which the crafted update met its constraint, of those crafted.
     pub feasible_rounds: Option<(usize, usize)>,
+    /// The adaptive attacker's factors over its attack rounds: (smallest, mean, largest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adaptive_scales: Option<(f64, f64, f64)>,
 }
 
 /// The membership attack as an [`Attack`]: the malicious clients (benign before the attack,
@@ -115,9 +121,38 @@ pub struct MembershipAttack {
     /// What the first malicious client trains on (for `start_accuracy`).
     first_training: LocalData,
     judgements: Vec<(usize, Judgement)>,
+    /// The attacker's copy of the server's rule (`mia.adaptive` scales against it).
+    rule: Option<Box<dyn Aggregator>>,
+    /// The adaptive attacker's factor, by attack round.
+    scales: BTreeMap<usize, f64>,
 }
 
 impl MembershipAttack {
+    /// The factor on the crafted update `delta` in the round of `ctx`, picked once a round
+    /// against the rule copy with as many copies of it as malicious clients were sampled.
+    fn adaptive_scale(&mut self, delta: &[f32], ctx: &RoundContext<'_>) -> Result<f64> {
+        if let Some(&s) = self.scales.get(&ctx.round) {
+            return Ok(s);
+        }
+        let rule = self.rule.as_mut().ok_or_else(|| {
+            CoreError::Config(
+                "mia.adaptive needs the attacker's copy of the server's rule \
+                 (MiaRun::with_attacker_rule)"
+                    .into(),
+            )
+        })?;
+        let copies = ctx
+            .sampled
+            .iter()
+            .filter(|k| self.clients.contains_key(k))
+            .count()
+            .max(1);
+        let factors = fl_poison::scale::factors(self.cfg.adaptive_min_scale, 1.0);
+        let s = fl_poison::scale::pick_scale(rule.as_mut(), &vec![delta; copies], &factors, ctx)?;
+        self.scales.insert(ctx.round, s);
+        Ok(s)
+    }
+
     /// The attacker's decisions on `federation`'s current global model, or with `judge_on =
     /// "attacker-model"` on the model it holds (the current global model until its client is
     /// first sampled). The rule reads only the model's outputs and the targets' true labels
@@ -206,13 +241,20 @@ impl MaliciousClients for MembershipAttack {
                 }
             };
         }
-        let delta = self
+        let mut delta = self
             .attacker
             .malicious_update(ctx, own.optimizer_state_mut());
+        let num_samples = own.num_samples();
+        if self.cfg.adaptive {
+            let s = self.adaptive_scale(&delta, ctx)? as f32;
+            if s != 1.0 {
+                delta.iter_mut().for_each(|d| *d *= s);
+            }
+        }
         Ok(Update {
             client,
             delta,
-            num_samples: own.num_samples(),
+            num_samples,
             train_loss: 0.0,
         })
     }
@@ -258,6 +300,7 @@ impl Attack for MembershipAttack {
             malicious_sampled: base.clients.iter().filter(is_mal).count(),
             malicious_kept: base.kept.iter().filter(is_mal).count(),
             craft: self.attacker.log().get(&base.round).cloned(),
+            adaptive_scale: self.scales.get(&base.round).copied(),
             base,
         })
     }
@@ -272,12 +315,39 @@ impl Attack for MembershipAttack {
             .iter()
             .map(|(&k, c)| c.state().map(|s| (k, s)))
             .collect::<Option<Vec<_>>>()?;
-        encode(&(self.attacker.state(), clients, &self.judgements)).ok()
+        let rule = match &self.rule {
+            Some(r) => Some(r.state()?),
+            None => None,
+        };
+        encode(&(
+            self.attacker.state(),
+            clients,
+            &self.judgements,
+            &self.scales,
+            rule,
+        ))
+        .ok()
     }
 
     fn set_state(&mut self, state: &[u8]) -> Result<()> {
-        let (attacker, clients, judgements): (AttackerState, Vec<(usize, Vec<u8>)>, _) =
-            decode(state)?;
+        type Saved = (
+            AttackerState,
+            Vec<(usize, Vec<u8>)>,
+            Vec<(usize, Judgement)>,
+            BTreeMap<usize, f64>,
+            Option<Vec<u8>>,
+        );
+        let (attacker, clients, judgements, scales, rule): Saved = decode(state)?;
+        match (self.rule.as_mut(), rule) {
+            (Some(copy), Some(saved)) => copy.set_state(&saved)?,
+            (None, None) => {}
+            _ => {
+                return Err(CoreError::Config(
+                    "the checkpoint's attacker and this one differ in holding a rule copy".into(),
+                ));
+            }
+        }
+        self.scales = scales;
         for (k, s) in clients {
             self.clients
                 .get_mut(&k)
@@ -353,6 +423,20 @@ impl Attack for MembershipAttack {
             malicious_kept_share: (sampled > 0).then(|| round6(kept as f64 / sampled as f64)),
             feasible_rounds: (!crafted.is_empty())
                 .then(|| (crafted.iter().filter(|c| c.feasible).count(), crafted.len())),
+            adaptive_scales: {
+                let picked: Vec<f64> = attack_rows
+                    .iter()
+                    .filter_map(|r| r.adaptive_scale)
+                    .collect();
+                (!picked.is_empty()).then(|| {
+                    let n = picked.len() as f64;
+                    (
+                        picked.iter().copied().fold(f64::INFINITY, f64::min),
+                        round6(picked.iter().sum::<f64>() / n),
+                        picked.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    )
+                })
+            },
         })
     }
 }
@@ -502,8 +586,17 @@ impl MiaRun {
                 calibration,
                 first_training,
                 judgements: Vec::new(),
+                rule: None,
+                scales: BTreeMap::new(),
             },
         })
+    }
+
+    /// The run with the attacker given its own copy of the server's rule, which
+    /// `mia.adaptive` scales its crafted update against.
+    pub fn with_attacker_rule(mut self, rule: Box<dyn Aggregator>) -> Self {
+        self.attack.rule = Some(rule);
+        self
     }
 
     /// The attacker's decisions on the current global model (see

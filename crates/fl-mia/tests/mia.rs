@@ -4,7 +4,7 @@
 use fl_core::eval::evaluate;
 use fl_core::experiment::Experiment;
 use fl_core::{FedAvg, FedConfig};
-use fl_defense::Atm;
+use fl_defense::{Atm, ClipBound, NormClip};
 use fl_mia::targets::Origin;
 use fl_mia::{CoverSource, JudgeOn, MiaConfig, MiaMethod, MiaRun, Pretrain};
 use std::path::PathBuf;
@@ -429,4 +429,77 @@ fn the_pooled_split_gives_the_attacker_no_data_and_the_reserve_as_covers() {
     let mut run = MiaRun::build(&cfg, &passive, Box::new(FedAvg)).unwrap();
     let rows = run.run(&mut |_| {}).unwrap();
     assert_eq!(rows.len(), 2);
+}
+
+#[test]
+fn the_adaptive_attacker_sends_the_smallest_factor_that_a_norm_clip_lets_through_whole() {
+    let cfg = FedConfig {
+        aggregator: "clip".into(),
+        ..fed(6, 4)
+    };
+    let adaptive = MiaConfig {
+        adaptive: true,
+        adaptive_min_scale: 0.125,
+        ..mia(MiaMethod::FedPoisonMia)
+    };
+    let factors = [0.125, 0.25, 0.5, 1.0];
+    // Under the mean the whole crafted update moves the aggregate farthest: the factor is
+    // always 1 and the run is the plain attacker's.
+    let go = |m: &MiaConfig, rule: fn() -> Box<dyn fl_core::Aggregator>| {
+        let mut run = MiaRun::build(&cfg, m, rule())
+            .unwrap()
+            .with_attacker_rule(rule());
+        let rows = run.run(&mut |_| {}).unwrap();
+        let s = run.summary(&rows).unwrap();
+        (rows, s, run.federation.global().to_vec())
+    };
+    let mean = || -> Box<dyn fl_core::Aggregator> { Box::new(FedAvg) };
+    let (rows, s, global) = go(&adaptive, mean);
+    let scales: Vec<Option<f64>> = rows.iter().map(|r| r.adaptive_scale).collect();
+    assert_eq!(
+        scales,
+        [None, Some(1.0), Some(1.0), Some(1.0)],
+        "round 1 is benign"
+    );
+    assert_eq!(s.adaptive_scales, Some((1.0, 1.0, 1.0)));
+    let (plain_rows, plain, plain_global) = go(&mia(MiaMethod::FedPoisonMia), mean);
+    assert_eq!(global, plain_global);
+    assert_eq!(plain.adaptive_scales, None);
+    assert!(plain_rows.iter().all(|r| r.adaptive_scale.is_none()));
+    // A clip to a fixed norm B passes min(s |d|, B) of the crafted update d along it: the
+    // factor picked is the smallest with s |d| >= B (ties go to the smaller), 1 when even
+    // the whole update is shorter.
+    const B: f64 = 0.05;
+    let clip = || -> Box<dyn fl_core::Aggregator> {
+        Box::new(NormClip {
+            bound: ClipBound::Norm(B),
+        })
+    };
+    let (rows, s, _) = go(&adaptive, clip);
+    let mut picked = Vec::new();
+    for r in &rows[1..] {
+        let norm = r.craft.as_ref().expect("an attack round").norm;
+        let want = factors
+            .iter()
+            .copied()
+            .find(|f| f * norm >= B)
+            .unwrap_or(1.0);
+        assert_eq!(
+            r.adaptive_scale,
+            Some(want),
+            "round {}: |d| = {norm}",
+            r.base.round
+        );
+        picked.push(want);
+    }
+    assert!(
+        picked.iter().any(|&f| f < 1.0),
+        "{picked:?}: the bound should bite"
+    );
+    let min = picked.iter().copied().fold(1.0, f64::min);
+    assert_eq!(s.adaptive_scales.map(|a| a.0), Some(min));
+    // Without its copy of the rule the adaptive attacker says what is missing.
+    let mut run = MiaRun::build(&cfg, &adaptive, clip()).unwrap();
+    let e = run.run(&mut |_| {}).unwrap_err().to_string();
+    assert!(e.contains("copy of the server's rule"), "{e}");
 }
