@@ -23,7 +23,8 @@ pub struct RunFigures {
     pub dataset: String,
     /// Aggregation rule.
     pub aggregator: String,
-    /// The attack (`fedpoisonmia` is the angle constraint, `agrevader` the Euclidean one).
+    /// The attack (`fedpoisonmia` is the angle constraint, `agrevader` the Euclidean one;
+    /// `-adaptive` for the defense-aware attacker).
     pub variant: String,
     /// Mean membership accuracy over the last 50 attack rounds.
     pub last50_mean: f64,
@@ -59,7 +60,10 @@ pub fn figures(run: &str, s: &MiaRunSummary, rows: &[MiaRoundMetrics]) -> RunFig
         run: run.to_string(),
         dataset: s.run.dataset.clone(),
         aggregator: s.mia.aggregator.clone(),
-        variant: s.mia.method.name().to_string(),
+        variant: match s.mia.adaptive_scales {
+            Some(_) => format!("{}-adaptive", s.mia.method.name()),
+            None => s.mia.method.name().to_string(),
+        },
         last50_mean: s.mia.last50_mean_accuracy.unwrap_or(s.mia.mean_accuracy),
         best_attack_rounds: s.mia.best_accuracy,
         best_all_rounds: s
