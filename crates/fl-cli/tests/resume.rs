@@ -37,6 +37,8 @@ fn configs() -> (fl_core::FedConfig, MiaConfig) {
     mia.pretrain_targets = true;
     mia.start_round = 3;
     mia.start_accuracy = Some(0.05);
+    mia.adaptive = true;
+    mia.adaptive_min_scale = 0.125;
     (fed, mia)
 }
 
@@ -69,7 +71,12 @@ fn go(dir: &Path, config: &str, kill: Option<usize>) -> anyhow::Result<Outcome> 
     let (fed, mia) = configs();
     let run_dir = RunDir::create(dir)?;
     run_dir.write("config.toml", config.as_bytes())?;
-    let mut run = MiaRun::build(&fed, &mia, Box::new(FedAvg))?;
+    // The defense-aware attacker scales against a copy of a norm clip with a short bound (so
+    // it shrinks its update); its factors and the copy are in the checkpoint.
+    let copy = fl_defense::NormClip {
+        bound: fl_defense::ClipBound::Norm(0.01),
+    };
+    let mut run = MiaRun::build(&fed, &mia, Box::new(FedAvg))?.with_attacker_rule(Box::new(copy));
     let mut hook = KillAfter(kill.unwrap_or(usize::MAX));
     let rows = run_rounds(
         &mut run.federation,
@@ -101,6 +108,12 @@ fn a_killed_run_resumes_from_its_checkpoint_with_the_numbers_of_an_uninterrupted
     let (whole, whole_summary, whole_roc) = go(&tmp.path().join("whole"), "a", None).unwrap();
     assert!(!tmp.path().join("whole").join(CHECKPOINT).exists());
     assert!(whole.iter().any(|r| r.craft.is_some()), "the attack ran");
+    assert!(
+        whole
+            .iter()
+            .any(|r| r.adaptive_scale.is_some_and(|s| s < 1.0)),
+        "the adaptive attacker shrank its update"
+    );
 
     let dir = tmp.path().join("killed");
     let err = go(&dir, "a", Some(5)).unwrap_err();
